@@ -1,0 +1,76 @@
+"""The `pgsearch` command line: one click group whose commands load on first use, so that
+`pgsearch query` does not pay for torch when it does not embed anything."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from pgsearch import __version__
+from pgsearch.errors import PgsearchError
+
+# name -> "module:attribute"; each module holds the command and its help.
+COMMANDS: dict[str, str] = {
+    "db": "pgsearch.commands.db:db",
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [PgsearchError]
+    try:
+        from pgsearch.translator.errors import QueryError
+
+        errors.append(QueryError)
+    except ImportError:  # translator not built yet
+        pass
+    return tuple(errors)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pgsearch")
+def cli() -> None:
+    """Search and curate computer-vision datasets inside PostgreSQL with pgvector.
+
+    By default everything lives in an embedded PostgreSQL server under $PGSEARCH_HOME (started
+    on demand); give --dsn, $PGSEARCH_DSN or $DATABASE_URL to use another server.
+
+    Example:
+
+        pgsearch db start && pgsearch db status
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="pgsearch")

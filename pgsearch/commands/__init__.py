@@ -1,0 +1,1 @@
+"""One module per command (or command group); pgsearch.cli loads them on first use."""

@@ -1,0 +1,164 @@
+"""`pgsearch db`: the database pgsearch works in."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from pgsearch import db as database
+from pgsearch import migrate
+from pgsearch.config import redact, resolve_dsn
+from pgsearch.options import dsn_option, json_option
+
+
+@click.group()
+def db() -> None:
+    """Start, stop, inspect and upgrade the database.
+
+    Without --dsn these act on the embedded server under $PGSEARCH_HOME.
+
+    Example:
+
+        pgsearch db start && pgsearch db url
+    """
+
+
+def _embedded_only(dsn: str | None, action: str) -> None:
+    if resolve_dsn(dsn) is not None:
+        raise click.ClickException(f"`pgsearch db {action}` manages the embedded server; "
+                                   "a server given by DSN is managed by its owner")
+
+
+@db.command()
+@dsn_option
+def start(dsn: str | None) -> None:
+    """Start the embedded server (initialised on first use) and bring its schema up to date.
+
+    It keeps running, on 127.0.0.1, for psql and BI tools until `pgsearch db stop`.
+
+    Example:
+
+        pgsearch db start
+    """
+    _embedded_only(dsn, "start")
+    t = database.target(None)
+    before, after = database.upgrade(t)
+    click.echo(f"running: {t.dsn}")
+    if before != after:
+        click.echo(f"schema: {before or 'empty'} -> {after}")
+
+
+@db.command()
+@dsn_option
+def stop(dsn: str | None) -> None:
+    """Stop the embedded server.
+
+    Example:
+
+        pgsearch db stop
+    """
+    from pgsearch.server import EmbeddedServer
+
+    _embedded_only(dsn, "stop")
+    click.echo("stopped" if EmbeddedServer().stop() else "not running")
+
+
+@db.command()
+@dsn_option
+@json_option
+def status(dsn: str | None, as_json: bool) -> None:
+    """Say where the database is, whether it runs, and its schema revision.
+
+    Example:
+
+        pgsearch db status --json
+    """
+    info: dict[str, object] = {}
+    resolved = resolve_dsn(dsn)
+    if resolved is None:
+        from pgsearch.server import EmbeddedServer
+
+        state = EmbeddedServer().status()
+        info.update(kind="embedded", running=state.running, data_directory=str(state.pgdata),
+                    url=state.url if state.running else None)
+        url = state.url if state.running else None
+    else:
+        info.update(kind="dsn", server=redact(resolved))
+        url = resolved
+    if url is not None:
+        with database.connect(url, autocommit=True) as conn:
+            info["running"] = True
+            info["server_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+            info["pgvector"] = row[0] if row else None
+            info["schema_revision"] = migrate.current_revision(conn)
+    info["schema_head"] = migrate.head_revision()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:16} {value if value is not None else '-'}")
+
+
+@db.command()
+@dsn_option
+def url(dsn: str | None) -> None:
+    """Print the database URL (starting the embedded server if needed), for psql or a BI tool.
+
+    Example:
+
+        psql "$(pgsearch db url)"
+    """
+    click.echo(database.target(dsn).dsn)
+
+
+@db.command(context_settings={"ignore_unknown_options": True})
+@dsn_option
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql(dsn: str | None, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the database; extra arguments go to psql.
+
+    Example:
+
+        pgsearch db psql -c 'SELECT count(*) FROM pgsearch.assets'
+    """
+    from pgsearch.server import psql_executable
+
+    t = database.target(dsn)
+    exe = psql_executable()
+    os.execv(exe, [exe, t.dsn, *psql_args])
+
+
+@db.command()
+@dsn_option
+def upgrade(dsn: str | None) -> None:
+    """Create or upgrade the pgsearch schema (and the vector extension). Safe to run again.
+
+    Example:
+
+        pgsearch db upgrade --dsn postgresql://me@dbhost/vision
+    """
+    t = database.target(dsn)
+    before, after = database.upgrade(t)
+    if before == after:
+        click.echo(f"{t.label}: schema already at {after}")
+    else:
+        click.echo(f"{t.label}: schema {before or 'empty'} -> {after}")
+
+
+@db.command(hidden=True)
+@dsn_option
+@click.option("--revision", default="base", show_default=True)
+@click.confirmation_option(prompt="This drops pgsearch's tables and their data. Continue?")
+def downgrade(dsn: str | None, revision: str) -> None:
+    """Downgrade the schema (drops data). For development.
+
+    Example:
+
+        pgsearch db downgrade --revision base --yes
+    """
+    t = database.target(dsn)
+    migrate.downgrade(t.dsn, revision)
+    click.echo(f"{t.label}: schema downgraded to {revision}")
