@@ -36,9 +36,7 @@ def ensure_dataset(conn: psycopg.Connection, name: str) -> Dataset:
     """The dataset called `name`, created if missing (safe under concurrent callers)."""
     if not name or not name.strip():
         raise NotFound("a dataset name must not be empty")
-    conn.execute(
-        "INSERT INTO pgsearch.datasets (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
-    )
+    conn.execute("INSERT INTO pgsearch.datasets (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,))
     row = conn.execute("SELECT id, name FROM pgsearch.datasets WHERE name = %s", (name,)).fetchone()
     assert row is not None
     return Dataset(row[0], row[1])

@@ -62,7 +62,9 @@ def _register_vector(conn: psycopg.Connection) -> None:
 def check_server(conn: psycopg.Connection, label: str) -> None:
     """PostgreSQL >= 15 with pgvector >= 0.8 available (installed, or installable)."""
     if conn.info.server_version < MIN_SERVER_VERSION:
-        raise SchemaError(f"{label} runs PostgreSQL {conn.info.server_version // 10000}; pgsearch needs 15 or later")
+        raise SchemaError(
+            f"{label} runs PostgreSQL {conn.info.server_version // 10000}; pgsearch needs 15 or later"
+        )
     row = conn.execute(
         "SELECT coalesce(installed_version, default_version) FROM pg_available_extensions WHERE name = 'vector'"
     ).fetchone()
@@ -73,7 +75,9 @@ def check_server(conn: psycopg.Connection, label: str) -> None:
         )
     version = tuple(int(part) for part in row[0].split(".")[:2] if part.isdigit())
     if version < MIN_PGVECTOR:
-        raise SchemaError(f"{label} has pgvector {row[0]}; pgsearch needs 0.8 or later (ALTER EXTENSION vector UPDATE)")
+        raise SchemaError(
+            f"{label} has pgvector {row[0]}; pgsearch needs 0.8 or later (ALTER EXTENSION vector UPDATE)"
+        )
 
 
 def upgrade(t: Target) -> tuple[str | None, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import psycopg
@@ -14,10 +15,8 @@ VERSION_TABLE = "alembic_version"
 
 
 def _config(dsn: str) -> Config:
-    from pgsearch import migrations
-
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(_package_dir("pgsearch.migrations")))
     cfg.attributes["dsn"] = dsn
     return cfg
 
@@ -31,9 +30,7 @@ def head_revision() -> str:
 
 def current_revision(conn: psycopg.Connection) -> str | None:
     """The revision the database is at, read without alembic's engine (one cheap query)."""
-    row = conn.execute(
-        "SELECT to_regclass('pgsearch.alembic_version') IS NOT NULL"
-    ).fetchone()
+    row = conn.execute("SELECT to_regclass('pgsearch.alembic_version') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return None
     found = conn.execute("SELECT version_num FROM pgsearch.alembic_version").fetchone()
@@ -57,14 +54,18 @@ def apply_sql_file(name: str) -> None:
     from alembic import op
 
     driver_conn = op.get_bind().connection.driver_connection
+    assert driver_conn is not None
     with driver_conn.cursor() as cur:
         cur.execute(sql_file(name).encode())
 
 
 def sql_file(name: str) -> str:
     """The text of one of the packaged sql/ files."""
-    from pgsearch import sql
-
-    return (Path(sql.__file__).parent / name).read_text(encoding="utf-8")
+    return (_package_dir("pgsearch.sql") / name).read_text(encoding="utf-8")
 
 
+def _package_dir(name: str) -> Path:
+    """Where a data package (sql/, migrations/) sits, in the tree or in an installed wheel."""
+    module = importlib.import_module(name)
+    assert module.__file__ is not None
+    return Path(module.__file__).parent

@@ -98,7 +98,13 @@ class EmbeddedServer:
         initialized = (self.pgdata / "PG_VERSION").exists()
         pid, port = self._postmaster_pid()
         running = pid is not None and _pid_alive(pid) and self._ready(port)
-        return ServerStatus(running, initialized, self.pgdata, port if running else self._conf_port(), pid if running else None)
+        return ServerStatus(
+            running,
+            initialized,
+            self.pgdata,
+            port if running else self._conf_port(),
+            pid if running else None,
+        )
 
     def start(self) -> ServerStatus:
         """Initialises on first use, starts if stopped; returns the running server's status."""
@@ -154,7 +160,9 @@ class EmbeddedServer:
         try:
             return self.lock.acquire()
         except Timeout:
-            raise ServerError(f"another pgsearch process holds {self.lock.lock_file} for over {LOCK_TIMEOUT_S}s") from None
+            raise ServerError(
+                f"another pgsearch process holds {self.lock.lock_file} for over {LOCK_TIMEOUT_S}s"
+            ) from None
 
     def _initdb(self) -> None:
         if self.pgdata.exists() and any(self.pgdata.iterdir()):
@@ -167,13 +175,23 @@ class EmbeddedServer:
             os.chown(self.logfile, user.pw_uid, user.pw_gid)
         self.pgdata.chmod(0o700)
         self._run(
-            "initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale",
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
             "--no-instructions",
         )
         lines = [f"{key} = {value}" for key, value in tuned_settings().items()]
         conf = self.pgdata / "postgresql.conf"
         with conf.open("a") as handle:
-            handle.write("\n# pgsearch: sized for this machine at init; edit freely\n" + "\n".join(lines) + "\n")
+            handle.write(
+                "\n# pgsearch: sized for this machine at init; edit freely\n" + "\n".join(lines) + "\n"
+            )
 
     def _ensure_database(self) -> None:
         try:
@@ -230,21 +248,28 @@ class EmbeddedServer:
 
     def _run(self, program: str, *args: str) -> str:
         exe = bin_dir() / program
-        kwargs: dict[str, object] = {}
-        if self.run_as:
-            # Group too: left as root's, group permissions (often none) would apply instead of other's.
-            kwargs.update(user=self.run_as, group=pwd.getpwnam(self.run_as).pw_gid, extra_groups=[])
+        # As root, run as the system user, with its group too: left as root's, the group
+        # permissions (often none) would apply instead of the others'.
+        user = pwd.getpwnam(self.run_as) if self.run_as else None
         try:
             done = subprocess.run(
-                [str(exe), *args], capture_output=True, text=True, timeout=120, check=False,
-                stdin=subprocess.DEVNULL, cwd=str(self.home), **kwargs,  # type: ignore[arg-type]
+                [str(exe), *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                cwd=str(self.home),
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
+                extra_groups=[] if user else None,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             raise ServerError(f"{program} failed: {exc}") from None
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().splitlines()
             raise ServerError(f"{program} failed: {message[-1] if message else f'exit {done.returncode}'}")
-        return done.stdout
+        return str(done.stdout)
 
 
 def psql_executable() -> str:
@@ -287,11 +312,17 @@ def _ensure_system_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        done = subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0 and "already exists" not in done.stderr:
-            raise ServerError(f"running as root, and could not create the system user {name!r} "
-                              f"that runs postgres: {done.stderr.strip()}") from None
+            raise ServerError(
+                f"running as root, and could not create the system user {name!r} "
+                f"that runs postgres: {done.stderr.strip()}"
+            ) from None
 
 
 def _allow_traverse(path: Path) -> None:

@@ -6,7 +6,9 @@ import psycopg
 
 
 def _dataset(conn: psycopg.Connection, name: str = "d") -> int:
-    return conn.execute("INSERT INTO pgsearch.datasets (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+    return conn.execute("INSERT INTO pgsearch.datasets (name) VALUES (%s) RETURNING id", (name,)).fetchone()[
+        0
+    ]
 
 
 def _label(conn: psycopg.Connection, dataset: int, name: str) -> int:
@@ -86,10 +88,17 @@ def test_label_counts_after_bulk_copy(conn: psycopg.Connection) -> None:
 def test_embedding_space_partition_index_and_drop(conn: psycopg.Connection) -> None:
     d = _dataset(conn)
     a = _asset(conn, d, "a.jpg")
-    model = conn.execute("INSERT INTO pgsearch.embedding_models (name, dim) VALUES ('m', 3) RETURNING id").fetchone()[0]
+    model = conn.execute(
+        "INSERT INTO pgsearch.embedding_models (name, dim) VALUES ('m', 3) RETURNING id"
+    ).fetchone()[0]
     space = conn.execute("SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (d, model)).fetchone()[0]
-    assert conn.execute("SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (d, model)).fetchone()[0] == space
-    table = conn.execute("SELECT table_name FROM pgsearch.embedding_spaces WHERE id = %s", (space,)).fetchone()[0]
+    assert (
+        conn.execute("SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (d, model)).fetchone()[0]
+        == space
+    )
+    table = conn.execute(
+        "SELECT table_name FROM pgsearch.embedding_spaces WHERE id = %s", (space,)
+    ).fetchone()[0]
     conn.execute("INSERT INTO pgsearch.asset_embeddings VALUES (%s, %s, '[1,2,3]')", (space, a))
     conn.execute("SELECT pgsearch.build_embedding_index(%s)", (space,))
     indexes = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (table,)).fetchall()
@@ -109,7 +118,9 @@ def test_drop_dataset_takes_everything_with_it(conn: psycopg.Connection) -> None
     a = _asset(conn, d, "a.jpg")
     _asset(conn, keep, "a.jpg")
     _box(conn, d, a, cat)
-    model = conn.execute("INSERT INTO pgsearch.embedding_models (name, dim) VALUES ('m', 2) RETURNING id").fetchone()[0]
+    model = conn.execute(
+        "INSERT INTO pgsearch.embedding_models (name, dim) VALUES ('m', 2) RETURNING id"
+    ).fetchone()[0]
     conn.execute("SELECT pgsearch.ensure_embedding_space(%s, %s, 'shape')", (d, model))
     assert conn.execute("SELECT pgsearch.drop_dataset('gone')").fetchone()[0] is True
     assert conn.execute("SELECT count(*) FROM pgsearch.assets").fetchone()[0] == 1

@@ -27,8 +27,10 @@ def db() -> None:
 
 def _embedded_only(dsn: str | None, action: str) -> None:
     if resolve_dsn(dsn) is not None:
-        raise click.ClickException(f"`pgsearch db {action}` manages the embedded server; "
-                                   "a server given by DSN is managed by its owner")
+        raise click.ClickException(
+            f"`pgsearch db {action}` manages the embedded server; "
+            "a server given by DSN is managed by its owner"
+        )
 
 
 @db.command()
@@ -81,8 +83,12 @@ def status(dsn: str | None, as_json: bool) -> None:
         from pgsearch.server import EmbeddedServer
 
         state = EmbeddedServer().status()
-        info.update(kind="embedded", running=state.running, data_directory=str(state.pgdata),
-                    url=state.url if state.running else None)
+        info.update(
+            kind="embedded",
+            running=state.running,
+            data_directory=str(state.pgdata),
+            url=state.url if state.running else None,
+        )
         url = state.url if state.running else None
     else:
         info.update(kind="dsn", server=redact(resolved))
@@ -91,8 +97,13 @@ def status(dsn: str | None, as_json: bool) -> None:
         with database.connect(url, autocommit=True) as conn:
             info["running"] = True
             info["server_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-            info["pgvector"] = row[0] if row else None
+            row = conn.execute(
+                "SELECT installed_version, default_version FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+            if row is None:
+                info["pgvector"] = None
+            else:
+                info["pgvector"] = row[0] or f"{row[1]} (available, not yet created in this database)"
             info["schema_revision"] = migrate.current_revision(conn)
     info["schema_head"] = migrate.head_revision()
     if as_json:
