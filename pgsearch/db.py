@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -37,10 +38,13 @@ def target(dsn_option: str | None = None) -> Target:
     return Target(EmbeddedServer().url(), embedded=True)
 
 
-def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection:
-    """A psycopg connection with pgvector's types registered when the extension is there."""
+def connect(dsn: str, *, autocommit: bool = False, options: str | None = None) -> psycopg.Connection:
+    """A psycopg connection with pgvector's types registered when the extension is there.
+
+    `options` is libpq's (`-c name=value ...`): settings applied for the whole session."""
+    extra: dict[str, Any] = {"options": options} if options else {}
     try:
-        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, **extra)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to {redact(dsn)}: {_first_line(exc)}") from None
     except psycopg.ProgrammingError as exc:
@@ -109,7 +113,9 @@ def _ensure_vector(conn: psycopg.Connection, label: str) -> None:
         ) from None
 
 
-def open_database(dsn_option: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
+def open_database(
+    dsn_option: str | None = None, *, autocommit: bool = False, options: str | None = None
+) -> psycopg.Connection:
     """The connection every command works through, with the schema checked.
 
     The embedded server is ours, so it is upgraded silently; a database named by a DSN is
@@ -118,7 +124,7 @@ def open_database(dsn_option: str | None = None, *, autocommit: bool = False) ->
     t = target(dsn_option)
     if t.embedded:
         upgrade(t)
-    conn = connect(t.dsn, autocommit=autocommit)
+    conn = connect(t.dsn, autocommit=autocommit, options=options)
     current = migrate.current_revision(conn)
     head = migrate.head_revision()
     if current != head:

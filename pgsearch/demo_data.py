@@ -37,7 +37,9 @@ def _background(draw: ImageDraw.ImageDraw, width: int, height: int, scene: str, 
     jitter = rng.randint(-20, 20)
     for y in range(height):
         t = y / max(1, height - 1)
-        colour = tuple(max(0, min(255, int(a + (b - a) * t) + jitter)) for a, b in zip(top, bottom, strict=True))
+        colour = tuple(
+            max(0, min(255, int(a + (b - a) * t) + jitter)) for a, b in zip(top, bottom, strict=True)
+        )
         draw.line([(0, y), (width, y)], fill=colour)
 
 
@@ -57,7 +59,9 @@ def _squirrel(img: DemoImage, draw: ImageDraw.ImageDraw, rng: random.Random) -> 
 def _bird(img: DemoImage, draw: ImageDraw.ImageDraw, rng: random.Random) -> None:
     w, h = rng.randint(20, 50), rng.randint(12, 30)
     x, y = _place(img.width, img.height, w, h, rng)
-    draw.polygon([(x, y + h // 2), (x + w // 2, y), (x + w, y + h // 2), (x + w // 2, y + h)], fill=(30, 30, 40))
+    draw.polygon(
+        [(x, y + h // 2), (x + w // 2, y), (x + w, y + h // 2), (x + w // 2, y + h)], fill=(30, 30, 40)
+    )
     img.boxes.append(("bird", (x, y, w, h)))
 
 
@@ -120,22 +124,33 @@ def generate(root: Path, n: int = 120, seed: int = 7) -> tuple[Path, Path, Path]
         for i, img in enumerate(made):
             groups = ["dataset1" if i % 2 == 0 else "dataset2"] + (["train"] if i % 5 else ["val"])
             status = rng.choice(["annotated", "annotated", "review", "to_fix", "completed"])
-            writer.writerow([img.filename, status, ";".join(groups), img.scene, rng.choice(["cam-a", "cam-b"])])
+            writer.writerow(
+                [img.filename, status, ";".join(groups), img.scene, rng.choice(["cam-a", "cam-b"])]
+            )
     return images_dir, annotations, metadata
 
 
 def _coco(images: list[DemoImage]) -> dict[str, object]:
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(CATEGORIES)]
     ids = {name: i + 1 for i, name in enumerate(CATEGORIES)}
-    coco_images, coco_annotations = [], []
+    coco_images: list[dict[str, object]] = []
+    coco_annotations: list[dict[str, object]] = []
     for image_id, img in enumerate(images, start=1):
-        coco_images.append({"id": image_id, "file_name": img.filename, "width": img.width, "height": img.height})
+        coco_images.append(
+            {"id": image_id, "file_name": img.filename, "width": img.width, "height": img.height}
+        )
         for label, (x, y, w, h) in img.boxes:
             x0, y0 = max(0.0, x), max(0.0, y)
             w = min(w, img.width - x0)
             h = min(h, img.height - y0)
-            coco_annotations.append({
-                "id": len(coco_annotations) + 1, "image_id": image_id, "category_id": ids[label],
-                "bbox": [x0, y0, w, h], "area": w * h, "iscrowd": 0,
-            })
+            coco_annotations.append(
+                {
+                    "id": len(coco_annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": ids[label],
+                    "bbox": [x0, y0, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
     return {"images": coco_images, "annotations": coco_annotations, "categories": categories}

@@ -1,0 +1,215 @@
+"""Golden files: query -> the exact SQL, parameters and inlined SQL (or the exact error message).
+
+The expected outputs live in tests/golden/<group>.json. After an intended change, regenerate
+them with `PGSEARCH_UPDATE_GOLDEN=1 pytest tests/test_translator_golden.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlglot
+from pgsearch.translator import (
+    AssetSource,
+    Catalog,
+    EmbeddingSpace,
+    QueryError,
+    ShapeSource,
+    Similarity,
+    VectorSource,
+    compile_query,
+)
+from sqlglot import exp
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("PGSEARCH_UPDATE_GOLDEN") == "1"
+
+ASSET_SPACE = EmbeddingSpace(
+    id=7, model="openclip:ViT-B-16", target="asset", dim=4, table="asset_embeddings_7"
+)
+SHAPE_SPACE = EmbeddingSpace(
+    id=8, model="openclip:ViT-B-16", target="shape", dim=4, table="shape_embeddings_8"
+)
+CATALOG = Catalog(
+    dataset_id=42,
+    dataset_name="zoo",
+    labels=frozenset({"squirrel", "wheels", "butterfly", "traffic light", "width", "person"}),
+    metadata_keys=frozenset({"camera", "iso", "gps", "night"}),
+    attribute_keys=frozenset({"occluded", "score"}),
+    asset_run=3,
+    shape_run=None,
+    spaces=(ASSET_SPACE, SHAPE_SPACE),
+)
+
+SIMILARITIES: dict[str, Similarity] = {
+    "vector": Similarity(ASSET_SPACE, VectorSource([0.5, -1.0, 0.25, 2.0])),
+    "asset_id": Similarity(ASSET_SPACE, AssetSource(asset_id=11)),
+    "filename": Similarity(ASSET_SPACE, AssetSource(filename="IMG_0042.jpg")),
+    "dissimilar_filename": Similarity(ASSET_SPACE, AssetSource(filename="IMG_0042.jpg"), dissimilar=True),
+    "dissimilar_vector": Similarity(ASSET_SPACE, VectorSource([1.0, 0.0, 0.0, 0.0]), dissimilar=True),
+    "shape": Similarity(SHAPE_SPACE, ShapeSource(shape_id=5)),
+    "dissimilar_shape": Similarity(SHAPE_SPACE, ShapeSource(shape_id=5), dissimilar=True),
+}
+
+# group -> [(query, options)]; options: target, similarity (a key above), limit, offset.
+CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
+    "assets": [
+        ('(squirrel > 2 or height > 200) and "dataset2" in groups', {}),
+        ("wheels % 2 == 1", {}),
+        ('status == "review" and size > 2MB and not "train" in groups', {}),
+        ('filename == "IMG_0042.jpg"', {}),
+        ('"IMG_00"', {}),
+        ("width > 100 AND height < 50 Or NOT annotations = 0", {}),
+        ("size < 1.5GB and size >= 10kb", {}),
+        ('status in ("review", "to_fix")', {}),
+        ('status not in ("review", "to_fix")', {}),
+        ('"person" in labels', {}),
+        ('"val" not in groups', {}),
+        ("`traffic light` >= 1", {}),
+        ('count("width") > 0 and width > 640', {}),
+        ('count("zebra") == 0', {}),
+        ("squirrel and not butterfly", {}),
+        ("metadata.camera == 'Canon'", {}),
+        ("metadata.iso >= 800", {}),
+        ("metadata.iso / 100 > 4", {}),
+        ("metadata.night", {}),
+        ("metadata.night == false", {}),
+        ("metadata.gps.lat > 47.5", {}),
+        ('metadata.`camera` in ("Canon", "Nikon")', {}),
+        ("cluster == 2 and x > 0.5 and y < -1", {}),
+        ("width / height > 1.5", {}),
+        ("width * height > 1000000", {}),
+        ("-width < -100", {}),
+        ("wheels % 0 == 1", {}),
+        ("annotations != squirrel + wheels", {}),
+        ('contains(filename, "cat")', {}),
+        ('startswith(path, "/data/")', {}),
+        ('endswith(filename, ".png")', {}),
+        ('matches(filename, "^IMG_[0-9]{4}\\\\.jpg$")', {}),
+        ('"cat" in filename', {}),
+        ('filename > "M"', {}),
+        ('format != "png"', {}),
+        ("status in groups", {}),
+        ("(width > 100) == (height > 100)", {}),
+        ("true", {}),
+        ('"it\'s" in groups or "say \\"hi\\"" in groups', {}),
+        ("asset.width > 10", {}),
+        (None, {}),
+        ("width > 10", {"limit": 20, "offset": 40}),
+    ],
+    "shapes": [
+        ('label == "squirrel" and area > 400', {"target": "shape"}),
+        ('kind in ("bbox", "polygon") and bbox_width > 2 * bbox_height', {"target": "shape"}),
+        ("attributes.occluded", {"target": "shape"}),
+        ("attributes.score >= 0.5", {"target": "shape"}),
+        ('asset.status == "review" and "train" in asset.groups', {"target": "shape"}),
+        ("asset.squirrel > 1 and asset.width > 100", {"target": "shape"}),
+        ("cluster == 1", {"target": "shape"}),
+        ("asset.cluster == 1", {"target": "shape"}),
+        ('"IMG"', {"target": "shape"}),
+        (None, {"target": "shape"}),
+    ],
+    "similarity": [
+        (None, {"similarity": "vector"}),
+        (None, {"similarity": "asset_id"}),
+        ('"dataset2" in groups', {"similarity": "filename"}),
+        ("width > 100", {"similarity": "dissimilar_filename", "limit": 10, "offset": 5}),
+        (None, {"similarity": "dissimilar_vector"}),
+        ('label == "person"', {"target": "shape", "similarity": "shape"}),
+        (None, {"target": "shape", "similarity": "dissimilar_shape"}),
+    ],
+    "errors": [
+        ("", {}),
+        ("   ", {}),
+        ("filename > 3", {}),
+        ('"a" + 1 > 2', {}),
+        ("groups > 2", {}),
+        ("labels == 3", {}),
+        ("squirel > 2", {}),
+        ('label == "x"', {}),
+        ("squirrel > 2", {"target": "shape"}),
+        ("metadata.camra == 1", {}),
+        ("metadata == 1", {}),
+        ("(width > 2", {}),
+        ("width > 2)", {}),
+        ("width >", {}),
+        ("width > > 2", {}),
+        ('"abc', {}),
+        ("width > 2; DROP TABLE pgsearch.assets", {}),
+        ("width::int > 2", {}),
+        ("upper(filename) == 'A'", {}),
+        ("width > 2 MB height", {}),
+        ("1e400 > width", {}),
+        ('matches(filename, "(a")', {}),
+        ('matches(filename, "[[:alpha:]]")', {}),
+        ("width\n  and\n  heigth > 2", {}),
+        ("metadata.iso == metadata.camera", {}),
+        ('status in ("a", 1)', {}),
+        ("width", {}),
+        ("not " * 40 + "squirrel", {}),
+        ("(" * 40 + "squirrel" + ")" * 40, {}),
+        ("squirrel > 0 " + "or squirrel > 0 " * 120, {}),
+        ("x" * 10_001, {}),
+        ("width > 1 + " + " + ".join(["1"] * 40), {}),
+        ("true < false", {}),
+        ("width $ 2", {}),
+    ],
+}
+
+
+def _compile(query: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    sim = SIMILARITIES[options["similarity"]] if "similarity" in options else None
+    try:
+        compiled = compile_query(
+            query,
+            CATALOG,
+            target=options.get("target", "asset"),
+            similarity=sim,
+            limit=options.get("limit", 100),
+            offset=options.get("offset", 0),
+        )
+    except QueryError as error:
+        return {"query": query, "options": options, "error": str(error), "class": type(error).__name__}
+    params = {k: str(v) if isinstance(v, Decimal) else v for k, v in compiled.params.items()}
+    return {
+        "query": query,
+        "options": options,
+        "sql": compiled.sql,
+        "params": params,
+        "inline": compiled.inline(),
+    }
+
+
+def _cases() -> list[tuple[str, int]]:
+    return [(group, i) for group, cases in CASES.items() for i in range(len(cases))]
+
+
+def test_enough_golden_pairs() -> None:
+    assert sum(len(c) for c in CASES.values()) >= 60
+
+
+@pytest.mark.parametrize("group", list(CASES))
+def test_golden(group: str) -> None:
+    path = GOLDEN / f"{group}.json"
+    actual = [_compile(q, o) for q, o in CASES[group]]
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(json.dumps(actual, indent=1, ensure_ascii=False) + "\n")
+    expected = json.loads(path.read_text())
+    assert len(expected) == len(actual), f"{path} is stale: set PGSEARCH_UPDATE_GOLDEN=1 to regenerate"
+    for want, got in zip(expected, actual, strict=True):
+        assert got == want
+
+
+@pytest.mark.parametrize("group", ["assets", "shapes", "similarity"])
+def test_inlined_statements_are_one_select(group: str) -> None:
+    """The inlined SQL parses back (sqlglot, postgres) as exactly one SELECT."""
+    for query, options in CASES[group]:
+        inline = _compile(query, options)["inline"]
+        trees = sqlglot.parse(inline, dialect="postgres")
+        assert len(trees) == 1 and isinstance(trees[0], exp.Select), inline

@@ -1,0 +1,370 @@
+"""A plain-Python evaluator of the query language, independent of the SQL generator, and a
+generated dataset loaded into PostgreSQL with COPY, for the translator's differential tests.
+
+The evaluator walks the tree the translator's front end (parse, allow-list, resolve, type-check)
+produces and applies the documented semantics: a comparison with a missing value is false,
+`!=` is `not ==`, exact decimal arithmetic, `/` truncated to 12 places, `%` with the sign of the
+dividend, division by zero missing, double precision columns read as 15 significant digits.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from typing import Any
+
+import psycopg
+from pgsearch.translator import Catalog
+from pgsearch.translator.allow import check_allowed
+from pgsearch.translator.nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, qtype
+from pgsearch.translator.parse import parse
+from pgsearch.translator.resolve import Resolver
+from pgsearch.translator.typecheck import TypeChecker
+from sqlglot import exp
+
+LABELS = ["squirrel", "wheels", "butterfly", "traffic light", "car", "select"]
+GROUPS = ["dataset1", "dataset2", "train", "val", "it's"]
+STATUSES = ["none", "annotated", "review", "to_fix", "completed", "Custom"]
+FORMATS = ["jpeg", "png", None]
+
+
+# -- the dataset -------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    id: int
+    assets: list[dict[str, Any]] = field(default_factory=list)
+    shapes: list[dict[str, Any]] = field(default_factory=list)
+    catalog: Catalog | None = None
+
+
+def _metadata(rng: random.Random) -> dict[str, Any]:
+    m: dict[str, Any] = {}
+    choice = rng.random()
+    if choice < 0.3:
+        m["iso"] = rng.choice([100, 200, 400, 800, 1600, 3200])
+    elif choice < 0.45:
+        m["iso"] = rng.choice([0.5, 1.25, 2.0, 100.75, -3.5])
+    elif choice < 0.55:
+        m["iso"] = rng.choice(["high", "400", ""])
+    elif choice < 0.6:
+        m["iso"] = rng.choice([True, None, 1e150, [1, 2]])
+    if rng.random() < 0.6:
+        m["camera"] = rng.choice(["Canon", "nikon", "Sony A7", "canon", 7, "Ärger"])
+    if rng.random() < 0.5:
+        m["flag"] = rng.choice([True, False, "true", 1])
+    if rng.random() < 0.3:
+        m["gps"] = {"lat": rng.choice([1.5, -20.25, 47]), "alt": rng.choice(["x", 3])}
+    return m
+
+
+def build_dataset(conn: psycopg.Connection, n_assets: int = 520, seed: int = 3) -> Dataset:
+    """Labels, assets (COPY), shapes (COPY; triggers keep label counts) and a projection run of
+    half the assets and shapes, all in one dataset."""
+    rng = random.Random(seed)
+    ds_id = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('ref') RETURNING id").fetchone()[0]
+    label_ids = {}
+    for name in LABELS:
+        label_ids[name] = conn.execute(
+            "INSERT INTO pgsearch.labels (dataset_id, name) VALUES (%s, %s) RETURNING id", (ds_id, name)
+        ).fetchone()[0]
+    rows = []
+    for i in range(n_assets):
+        stem = rng.choice(["IMG_", "img_", "DSC", "Ärger_", "photo-", "a'b_"])
+        rows.append(
+            {
+                "filename": f"{stem}{i:04d}.{rng.choice(['jpg', 'png', 'JPG'])}",
+                "path": None if rng.random() < 0.1 else f"/data/{rng.choice(['a', 'b'])}/{i}.jpg",
+                "width": None if rng.random() < 0.1 else rng.choice([64, 100, 200, 201, 640, 1024, 4000]),
+                "height": None if rng.random() < 0.1 else rng.choice([48, 100, 150, 200, 480, 768, 3000]),
+                "size": None
+                if rng.random() < 0.05
+                else rng.choice([0, 1000, 1024, 2048, 2 * 1024**2, 5 * 10**6]),
+                "format": rng.choice(FORMATS),
+                "status": rng.choice(STATUSES),
+                "groups": sorted(set(rng.sample(GROUPS, rng.randint(0, 3)))),
+                "metadata": _metadata(rng),
+            }
+        )
+    columns = [
+        "dataset_id",
+        "filename",
+        "path",
+        "width",
+        "height",
+        "size",
+        "format",
+        "status",
+        "groups",
+        "metadata",
+    ]
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY pgsearch.assets (dataset_id, filename, path, width, height, size, format, status, groups, metadata)"
+            " FROM STDIN"
+        ) as copy:
+            for r in rows:
+                copy.write_row([ds_id, *(json.dumps(r[c]) if c == "metadata" else r[c] for c in columns[1:])])
+        ids = [
+            r[0]
+            for r in cur.execute("SELECT id FROM pgsearch.assets WHERE dataset_id = %s ORDER BY id", (ds_id,))
+        ]
+    for r, asset_id in zip(rows, ids, strict=True):
+        r["id"] = asset_id
+        r["label_counts"] = {}
+    shapes = []
+    for r in rows:
+        for _ in range(rng.choice([0, 0, 1, 2, 3, 5])):
+            label = rng.choice(LABELS)
+            kind = rng.choice(["bbox", "bbox", "polygon", "tag"])
+            box = (
+                None
+                if kind == "tag"
+                else [
+                    float(rng.randint(0, 500)),
+                    rng.choice([0.5, 10.25, 99.0]),
+                    float(rng.randint(1, 300)),
+                    rng.choice([1.5, 40.0, 250.0]),
+                ]
+            )
+            shapes.append(
+                {
+                    "asset_id": r["id"],
+                    "label": label,
+                    "kind": kind,
+                    "bbox": box,
+                    "area": None if box is None else box[2] * box[3],
+                    "attributes": rng.choice(
+                        [
+                            {},
+                            {"occluded": True},
+                            {"occluded": False, "score": 0.75},
+                            {"score": 3},
+                            {"color": "red"},
+                        ]
+                    ),
+                }
+            )
+            r["label_counts"][label] = r["label_counts"].get(label, 0) + 1
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY pgsearch.shapes (dataset_id, asset_id, label_id, kind, bbox_x, bbox_y, bbox_width, bbox_height,"
+            " area, attributes) FROM STDIN"
+        ) as copy:
+            for s in shapes:
+                box = s["bbox"] or [None] * 4
+                copy.write_row(
+                    [
+                        ds_id,
+                        s["asset_id"],
+                        label_ids[s["label"]],
+                        s["kind"],
+                        *box,
+                        s["area"],
+                        json.dumps(s["attributes"]),
+                    ]
+                )
+        shape_ids = [
+            r[0]
+            for r in cur.execute("SELECT id FROM pgsearch.shapes WHERE dataset_id = %s ORDER BY id", (ds_id,))
+        ]
+    for s, shape_id in zip(shapes, shape_ids, strict=True):
+        s["id"] = shape_id
+    by_id = {r["id"]: r for r in rows}
+    runs = {}
+    for target, items in (("asset", rows), ("shape", shapes)):
+        # An older run first: the catalog must pick the latest.
+        for _ in range(2):
+            runs[target] = conn.execute(
+                "INSERT INTO pgsearch.projection_runs (dataset_id, target, method) VALUES (%s, %s, 'umap') RETURNING id",
+                (ds_id, target),
+            ).fetchone()[0]
+        with conn.cursor().copy(
+            "COPY pgsearch.projection_points (run_id, item_id, x, y, cluster) FROM STDIN"
+        ) as copy:
+            for item in items:
+                if rng.random() < 0.5:
+                    point = (
+                        rng.choice([-1.5, 0.25, 3.0, 7.75]),
+                        rng.choice([0.5, 2.0]),
+                        rng.choice([None, 0, 1, 2]),
+                    )
+                    item["point"] = point
+                    copy.write_row([runs[target], item["id"], *point])
+    for s in shapes:
+        s["asset"] = by_id[s["asset_id"]]
+    conn.commit()
+    return Dataset(ds_id, rows, shapes)
+
+
+# -- the evaluator -----------------------------------------------------------------------------
+def front_end(text: str, catalog: Catalog, target: str) -> exp.Expr:
+    tree = parse(text)
+    check_allowed(text, tree)
+    tree = Resolver(text, catalog, target).resolve(tree)  # type: ignore[arg-type]
+    return TypeChecker(text).check(tree)
+
+
+def select_ids(text: str | None, catalog: Catalog, rows: list[dict[str, Any]], target: str) -> list[int]:
+    if text is None:
+        return sorted(r["id"] for r in rows)
+    tree = front_end(text, catalog, target)
+    ev = Evaluator(catalog, target)
+    return sorted(r["id"] for r in rows if ev.condition(tree, r))
+
+
+def _float8(v: float | None) -> Decimal | None:
+    return None if v is None else Decimal(format(v, ".15g"))
+
+
+def _ascii_lower(s: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in s)
+
+
+class Evaluator:
+    def __init__(self, catalog: Catalog, target: str) -> None:
+        self.catalog = catalog
+        self.target = target
+
+    def condition(self, node: exp.Expr, row: dict[str, Any]) -> bool:
+        if isinstance(node, exp.Paren):
+            return self.condition(node.this, row)
+        if isinstance(node, exp.And):
+            return self.condition(node.this, row) and self.condition(node.expression, row)
+        if isinstance(node, exp.Or):
+            return self.condition(node.this, row) or self.condition(node.expression, row)
+        if isinstance(node, exp.Not):
+            return not self.condition(node.this, row)
+        if isinstance(node, FilenameSearch):
+            return _ascii_lower(node.this.this) in _ascii_lower(self._asset(row)["filename"])
+        if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
+            left, right = self.value(node.this, row), self.value(node.expression, row)
+            if isinstance(node, exp.NEQ):
+                return not (left is not None and right is not None and left == right)
+            if left is None or right is None:
+                return False
+            return {
+                exp.EQ: left == right,
+                exp.GT: left > right,
+                exp.GTE: left >= right,
+                exp.LT: left < right,
+                exp.LTE: left <= right,
+            }[type(node)]
+        if isinstance(node, exp.In):
+            needle = self.value(node.this, row)
+            if needle is None:
+                return False
+            hay = node.args.get("field")
+            if hay is not None:
+                values = self.value(hay, row)
+                return values is not None and needle in values
+            return any((v := self.value(item, row)) is not None and v == needle for item in node.expressions)
+        if isinstance(node, exp.Anonymous):
+            s, arg = (self.value(a, row) for a in node.expressions)
+            if s is None or arg is None:
+                return False
+            if node.name == "contains":
+                return arg in s
+            if node.name == "startswith":
+                return s.startswith(arg)
+            if node.name == "endswith":
+                return s.endswith(arg)
+            return re.search(arg, s, re.DOTALL) is not None
+        return self.value(node, row) is True
+
+    def _asset(self, row: dict[str, Any]) -> dict[str, Any]:
+        return row["asset"] if self.target == "shape" else row
+
+    def value(self, node: exp.Expr, row: dict[str, Any]) -> Any:
+        if isinstance(node, exp.Paren):
+            return self.value(node.this, row)
+        if isinstance(node, exp.Literal):
+            return node.this if node.is_string else node.meta["value"]
+        if isinstance(node, exp.Boolean):
+            return node.this
+        if isinstance(node, FieldRef):
+            return self._field(node, row)
+        if isinstance(node, LabelCount):
+            return Decimal(self._asset(row)["label_counts"].get(node.this.this, 0))
+        if isinstance(node, JsonRef):
+            return self._json(node, row)
+        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):
+            left, right = self.value(node.this, row), self.value(node.expression, row)
+            if left is None or right is None:
+                return None
+            with localcontext() as ctx:
+                ctx.prec = 100_000
+                ctx.Emax = 10**6
+                ctx.Emin = -(10**6)
+                if isinstance(node, exp.Add):
+                    return left + right
+                if isinstance(node, exp.Sub):
+                    return left - right
+                if isinstance(node, exp.Mul):
+                    return left * right
+                if right == 0:
+                    return None
+                if isinstance(node, exp.Mod):
+                    return left % right
+                return (left * 10**12 // right) * Decimal("1e-12")
+        if isinstance(node, exp.Neg):
+            v = self.value(node.this, row)
+            return None if v is None else -v
+        return self.condition(node, row)
+
+    def _field(self, node: FieldRef, row: dict[str, Any]) -> Any:
+        name = node.field.name
+        owner = row
+        if node.this.startswith("asset.") or (self.target == "asset"):
+            owner = self._asset(row)
+            point_run = self.catalog.asset_run
+        else:
+            point_run = self.catalog.shape_run
+        if name in ("cluster", "x", "y"):
+            point = owner.get("point")
+            if point_run is None or point is None:
+                return None
+            v = point[("x", "y", "cluster").index(name)]
+            if v is None:
+                return None
+            return Decimal(v) if name == "cluster" else _float8(v)
+        if name == "groups":
+            return set(owner["groups"])
+        if name == "labels":
+            return set(owner["label_counts"])
+        if name == "annotations":
+            return Decimal(sum(owner["label_counts"].values()))
+        if name.startswith("bbox_"):
+            box = owner["bbox"]
+            return (
+                None
+                if box is None
+                else _float8(box[["bbox_x", "bbox_y", "bbox_width", "bbox_height"].index(name)])
+            )
+        if name == "area":
+            return _float8(owner["area"])
+        v = owner[name]
+        if isinstance(v, int) and not isinstance(v, bool):
+            return Decimal(v)
+        return v
+
+    def _json(self, node: JsonRef, row: dict[str, Any]) -> Any:
+        kind = qtype(node).kind
+        v: Any = self._asset(row)["metadata"] if node.this == "metadata" else row["attributes"]
+        for key in node.keys:
+            if not isinstance(v, dict) or key not in v:
+                return None
+            v = v[key]
+        if kind == Kind.STRING:
+            return v if isinstance(v, str) else None
+        if kind == Kind.BOOL:
+            return v if isinstance(v, bool) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+        scale = max(0, -d.as_tuple().exponent)  # type: ignore[operator]
+        if abs(d) > Decimal("1e100") or scale > 100:
+            return None
+        return d

@@ -1,0 +1,80 @@
+"""The metadata query language: text -> one PostgreSQL statement, through sqlglot.
+
+Depends on the standard library and sqlglot only; it reads no database. The caller hands in a
+Catalog describing the dataset (see pgsearch.catalog.load_catalog) and runs the result.
+
+Public API::
+
+    compile_query(text: str | None, catalog: Catalog, *, target: Literal["asset", "shape"] = "asset",
+                  similarity: Similarity | None = None, limit: int = 100, offset: int = 0) -> CompiledQuery
+
+    q = compile_query('(squirrel > 2 or height > 200) and "dataset2" in groups', catalog)
+    cursor.execute(q.sql, q.params)   # psycopg named placeholders: %(p1)s, %(dataset_id)s, ...
+    print(q.inline())                 # literals inlined and quoted, runnable in psql
+    q.columns                         # output column names ("distance" last when similarity-ordered)
+
+Similarity(space, source, dissimilar=False) orders by cosine distance to a query vector:
+source is VectorSource(vector) (a bound parameter), AssetSource(asset_id=... | filename=...) or
+ShapeSource(shape_id) (a scalar subquery on the stored embedding in the same space).
+
+Sessions that run similarity statements should set SESSION_SETTINGS (e.g. through libpq
+`options`, see session_options()) so the HNSW index path returns k rows without falling back to
+the exact path; without them the statement is still exact-k, only slower.
+
+Errors: every user mistake raises a subclass of QueryError (QuerySyntaxError,
+UnknownNameError, QueryTypeError, QueryLimitError) carrying line, column and a caret rendering.
+"""
+
+from __future__ import annotations
+
+from .catalog import (
+    AssetSource,
+    Catalog,
+    EmbeddingSpace,
+    ShapeSource,
+    Similarity,
+    Source,
+    Target,
+    VectorSource,
+)
+from .compiler import CompiledQuery, compile_query
+from .errors import QueryError, QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
+from .parse import MAX_NESTING, MAX_QUERY_LENGTH, SIZE_UNITS
+
+# pgvector settings for the index path of similarity statements: iterative scans keep reading
+# the HNSW graph until the filter has passed k rows (relaxed order: the statement re-sorts), up
+# to max_scan_tuples; past that the exact path takes over.
+SESSION_SETTINGS: dict[str, str] = {
+    "hnsw.iterative_scan": "relaxed_order",
+    "hnsw.ef_search": "100",
+    "hnsw.max_scan_tuples": "20000",
+}
+
+
+def session_options() -> str:
+    """SESSION_SETTINGS as a libpq `options` value: psycopg.connect(dsn, options=...)."""
+    return " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
+
+
+__all__ = [
+    "MAX_NESTING",
+    "MAX_QUERY_LENGTH",
+    "SESSION_SETTINGS",
+    "SIZE_UNITS",
+    "AssetSource",
+    "Catalog",
+    "CompiledQuery",
+    "EmbeddingSpace",
+    "QueryError",
+    "QueryLimitError",
+    "QuerySyntaxError",
+    "QueryTypeError",
+    "ShapeSource",
+    "Similarity",
+    "Source",
+    "Target",
+    "UnknownNameError",
+    "VectorSource",
+    "compile_query",
+    "session_options",
+]

@@ -1,0 +1,87 @@
+"""What the translator knows about a dataset, handed in by the caller (it reads no database):
+its id, label names, metadata keys, latest projection runs, and embedding spaces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Target = Literal["asset", "shape"]
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """One (dataset, model, target) space: its partition table in the pgsearch schema and the
+    dimension its HNSW index casts to (`(embedding::halfvec(dim)) halfvec_cosine_ops`)."""
+
+    id: int
+    model: str
+    target: Target
+    dim: int
+    table: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A dataset as the query language sees it.
+
+    metadata_keys / attribute_keys: the keys seen in assets.metadata / shapes.attributes; a key
+    outside them is an unknown name. None means "not known": every key is accepted.
+    asset_run / shape_run: the latest projection run per target (None: cluster, x, y are missing).
+    """
+
+    dataset_id: int
+    dataset_name: str = ""
+    labels: frozenset[str] = frozenset()
+    metadata_keys: frozenset[str] | None = None
+    attribute_keys: frozenset[str] | None = None
+    asset_run: int | None = None
+    shape_run: int | None = None
+    spaces: tuple[EmbeddingSpace, ...] = ()
+    schema: str = "pgsearch"
+
+    def space(self, target: Target, model: str | None = None) -> EmbeddingSpace | None:
+        """The space for `target` (and `model` when given); None when there is none or several
+        and no model says which."""
+        found = [s for s in self.spaces if s.target == target and (model is None or s.model == model)]
+        return found[0] if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """A query vector the caller computed (text tower, an image outside the dataset)."""
+
+    vector: Sequence[float]
+
+
+@dataclass(frozen=True)
+class AssetSource:
+    """The stored embedding of an asset of the dataset, by id or by filename."""
+
+    asset_id: int | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class ShapeSource:
+    """The stored embedding of a shape of the dataset."""
+
+    shape_id: int
+
+
+Source = VectorSource | AssetSource | ShapeSource
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """Order rows by cosine distance to a query vector in `space`.
+
+    dissimilar=True returns the least similar rows first, still through the HNSW index: they are
+    the nearest neighbours of the negated query vector. `distance` is always the true cosine
+    distance to the query vector (so it descends for dissimilar searches).
+    """
+
+    space: EmbeddingSpace
+    source: Source
+    dissimilar: bool = False

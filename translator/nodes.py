@@ -1,0 +1,106 @@
+"""Node kinds the resolve stage puts into the sqlglot tree in place of bare names, and the types
+the type-check stage attaches to every node (in node.meta["qtype"])."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlglot import exp
+
+
+class Kind(enum.Enum):
+    NUMBER = "number"
+    STRING = "string"
+    BOOL = "boolean"
+    SET = "set of strings"
+    DYNAMIC = "metadata value"  # a jsonb value whose kind its use decides
+    LIST = "list"
+
+
+@dataclass(frozen=True)
+class QType:
+    kind: Kind
+    nullable: bool = False
+    element: Kind | None = None  # for LIST
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """A field the language exposes: where its column lives and what kind of value it holds.
+
+    `alias` is the table alias in the statement (a: assets, s: shapes, l: labels,
+    pa/ps: projection points of the latest asset/shape run); `float8` marks double precision
+    columns, which are compared and computed as numeric (%.15g, as PostgreSQL converts them).
+    """
+
+    name: str
+    kind: Kind
+    nullable: bool
+    alias: str
+    column: str
+    float8: bool = False
+    doc: str = ""
+
+
+class FieldRef(exp.Expression):
+    """A resolved field; `this` is the name the query used (e.g. "width", "asset.width")."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True}
+
+    @property
+    def field(self) -> FieldDef:
+        field: FieldDef = self.meta["field"]
+        return field
+
+
+class LabelCount(exp.Expression):
+    """Number of shapes with label `this` on the asset (0 when none)."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True}
+
+
+class JsonRef(exp.Expression):
+    """A value in a jsonb column: `this` is "metadata" or "attributes", `path` the keys."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True, "path": True}
+
+    @property
+    def keys(self) -> list[str]:
+        path: list[str] = self.args["path"]
+        return path
+
+
+class FilenameSearch(exp.Expression):
+    """A bare string where a condition belongs: filename contains it (ASCII case-insensitive)."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True}
+
+
+def qtype(node: exp.Expr) -> QType:
+    """The type the type-check stage attached to `node`."""
+    found: QType = node.meta["qtype"]
+    return found
+
+
+def span(node: exp.Expr) -> tuple[int, int] | None:
+    """[start, end) of the text `node` came from: the union over its subtree's positions."""
+    start: int | None = None
+    end: int | None = None
+    for sub in node.walk():
+        s = sub.meta_get("start")
+        if s is None:
+            continue
+        e = sub.meta_get("end") + 1
+        start = s if start is None else min(start, s)
+        end = e if end is None else max(end, e)
+    if start is None or end is None:
+        return None
+    return start, end
+
+
+def set_span(node: exp.Expr, where: tuple[int, int] | None) -> exp.Expr:
+    if where is not None:
+        node.meta["start"], node.meta["end"] = where[0], where[1] - 1
+    return node

@@ -1,0 +1,173 @@
+"""Stage 3: names -> fields, label counts and jsonb paths of the catalog's dataset; literals
+checked (range, characters); a bare string where a condition belongs -> filename search."""
+
+from __future__ import annotations
+
+import difflib
+from decimal import Decimal, InvalidOperation
+
+from sqlglot import exp
+
+from .catalog import Catalog, Target
+from .errors import QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
+from .fields import ASSET_FIELDS, ASSET_JSON, SHAPE_FIELDS, SHAPE_JSON
+from .nodes import FieldRef, FilenameSearch, JsonRef, LabelCount, set_span, span
+
+# Numbers a query may write: beyond these, arithmetic could leave PostgreSQL's numeric range.
+MAX_NUMBER = Decimal("1e18")
+MIN_NONZERO = Decimal("1e-18")
+MAX_DIGITS = 40
+
+_BOOLEAN_CONTEXT = (exp.And, exp.Or, exp.Not, exp.Paren)
+
+
+class Resolver:
+    def __init__(self, text: str, catalog: Catalog, target: Target) -> None:
+        self.text = text
+        self.catalog = catalog
+        self.target = target
+
+    def resolve(self, tree: exp.Expr) -> exp.Expr:
+        return self._node(tree, boolean=True)
+
+    def _node(self, node: exp.Expr, boolean: bool) -> exp.Expr:
+        if isinstance(node, exp.Literal):
+            return self._literal(node, boolean)
+        if isinstance(node, (exp.Column, exp.Dot)):
+            return self._name(node)
+        if isinstance(node, exp.Anonymous):
+            if node.name.lower() == "count":
+                return self._count(node)
+            node.set("this", node.name.lower())
+        child_boolean = isinstance(node, _BOOLEAN_CONTEXT) and (boolean or not isinstance(node, exp.Paren))
+        for key, value in list(node.args.items()):
+            if isinstance(value, exp.Expr):
+                node.set(key, self._node(value, child_boolean))
+            elif isinstance(value, list):
+                node.set(key, [self._node(v, False) if isinstance(v, exp.Expr) else v for v in value])
+        return node
+
+    # -- literals -------------------------------------------------------------------------
+    def _literal(self, node: exp.Literal, boolean: bool) -> exp.Expr:
+        where = span(node)
+        if node.is_string:
+            value = node.this
+            if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+                raise QuerySyntaxError(
+                    "strings cannot hold NUL or unpaired surrogate characters", self.text, where
+                )
+            if boolean:
+                return set_span(FilenameSearch(this=node), where)
+            return node
+        try:
+            number = Decimal(node.this)
+        except InvalidOperation:
+            raise QuerySyntaxError(f"not a number: {node.this!r}", self.text, where) from None
+        if not number.is_finite() or abs(number) > MAX_NUMBER or (number and abs(number) < MIN_NONZERO):
+            raise QueryLimitError(
+                f"number out of range: {node.this} (numbers are 0 or between 1e-18 and 1e18 in size)",
+                self.text,
+                where,
+            )
+        if len(number.as_tuple().digits) > MAX_DIGITS:
+            raise QueryLimitError(f"number has more than {MAX_DIGITS} digits", self.text, where)
+        node.meta["value"] = number
+        return node
+
+    # -- names ----------------------------------------------------------------------------
+    def _name(self, node: exp.Expr) -> exp.Expr:
+        parts = _parts(node)
+        where = span(node)
+        names = [p.name for p in parts]
+        if self.target == "shape" and names[0] != "asset":
+            resolved = self._shape_name(names, where)
+        else:
+            rest = names[1:] if names[0] == "asset" and len(names) > 1 else names
+            resolved = self._asset_name(rest, names, where)
+        return set_span(resolved, where)
+
+    def _asset_name(self, names: list[str], written: list[str], where: tuple[int, int] | None) -> exp.Expr:
+        prefix = "asset." if written[0] == "asset" and self.target == "shape" else ""
+        head = names[0]
+        if head in ASSET_JSON:
+            return self._json(head, names, written, self.catalog.metadata_keys, where)
+        if len(names) == 1:
+            field = ASSET_FIELDS.get(head)
+            if field is not None:
+                ref = FieldRef(this=prefix + head)
+                ref.meta["field"] = field
+                return ref
+            if head in self.catalog.labels:
+                return LabelCount(this=exp.Literal.string(head))
+        raise self._unknown(".".join(written), where)
+
+    def _shape_name(self, names: list[str], where: tuple[int, int] | None) -> exp.Expr:
+        head = names[0]
+        if head in SHAPE_JSON:
+            return self._json(head, names, names, self.catalog.attribute_keys, where)
+        if len(names) == 1 and head in SHAPE_FIELDS:
+            ref = FieldRef(this=head)
+            ref.meta["field"] = SHAPE_FIELDS[head]
+            return ref
+        raise self._unknown(".".join(names), where)
+
+    def _json(
+        self,
+        root: str,
+        names: list[str],
+        written: list[str],
+        known: frozenset[str] | None,
+        where: tuple[int, int] | None,
+    ) -> exp.Expr:
+        if len(names) < 2:
+            raise QueryTypeError(f"{root} needs a key: {root}.<key>, e.g. {root}.camera", self.text, where)
+        key = names[1]
+        if known is not None and key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=3)
+            hint = "did you mean " + " or ".join(f"{root}.{c}" for c in close) + "?" if close else ""
+            if not hint:
+                hint = f"known keys: {', '.join(sorted(known)[:10])}" if known else f"no asset has any {root}"
+            raise UnknownNameError(f"unknown {root} key {key!r}; {hint}", self.text, where)
+        return JsonRef(this=root, path=names[1:])
+
+    def _count(self, node: exp.Anonymous) -> exp.Expr:
+        arg = node.expressions[0]
+        if not (isinstance(arg, exp.Literal) and arg.is_string):
+            raise QueryTypeError(
+                'count() takes a label name in quotes: count("person")', self.text, span(node)
+            )
+        return set_span(LabelCount(this=exp.Literal.string(arg.this)), span(node))
+
+    def _unknown(self, name: str, where: tuple[int, int] | None) -> UnknownNameError:
+        dataset = f" of dataset {self.catalog.dataset_name!r}" if self.catalog.dataset_name else ""
+        if self.target == "shape":
+            candidates = [*SHAPE_FIELDS, *(f"asset.{f}" for f in ASSET_FIELDS)]
+            candidates += [f"asset.{label}" for label in self.catalog.labels]
+            what = f"{name!r} is not a shape field"
+            if name in self.catalog.labels:
+                return UnknownNameError(
+                    f'{what}; for shapes with that label write label == "{name}", for the asset\'s count asset.{name}',
+                    self.text,
+                    where,
+                )
+        else:
+            candidates = [*ASSET_FIELDS, *self.catalog.labels]
+            what = f"{name!r} is neither a field nor a label{dataset}"
+        close = difflib.get_close_matches(name, candidates, n=3)
+        hint = "; did you mean " + " or ".join(close) + "?" if close else ""
+        return UnknownNameError(what + hint, self.text, where)
+
+
+def _parts(node: exp.Expr) -> list[exp.Identifier]:
+    """The identifiers of a dotted name, left to right (Column holds four, Dot chains more)."""
+    out: list[exp.Identifier] = []
+    todo: list[exp.Expr] = [node]
+    while todo:
+        current = todo.pop()
+        if isinstance(current, exp.Identifier):
+            out.append(current)
+        elif isinstance(current, exp.Column):
+            todo.extend(reversed(current.parts))
+        elif isinstance(current, exp.Dot):
+            todo.extend((current.expression, current.this))
+    return out
