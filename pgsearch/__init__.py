@@ -6,7 +6,7 @@ client = pgsearch.connect()          # see pgsearch.api
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgsearch.errors import PgsearchError
 
