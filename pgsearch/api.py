@@ -1,0 +1,368 @@
+"""The Python API for notebooks and scripts; the `pgsearch query` command is a thin shell over it.
+
+    import pgsearch
+    db = pgsearch.connect()                      # embedded server, or connect("postgresql://...")
+    rows = db.query("cat >= 1 and width > 640", dataset="pets", limit=20)
+    rows = db.query(dataset="pets", similar_to="IMG_0042.jpg")
+    df = db.query("status == 'review'", dataset="pets").to_dataframe()
+
+A search is one SQL statement: the translator compiles the metadata query, the similarity order
+and the limit into it. What happens before it (reading the dataset's catalog once, embedding a
+text prompt or an outside image) and after it (adding the rows to a group) is separate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from pgsearch import db as database
+from pgsearch.catalog import load_catalog
+from pgsearch.errors import PgsearchError
+from pgsearch.search_settings import libpq_options
+from pgsearch.translator import (
+    AssetSource,
+    Catalog,
+    CompiledQuery,
+    EmbeddingSpace,
+    ShapeSource,
+    Similarity,
+    Target,
+    VectorSource,
+    compile_query,
+)
+
+if TYPE_CHECKING:
+    import pandas
+
+
+class SearchError(PgsearchError):
+    """A search request that cannot be answered as asked (conflicting options, no embeddings)."""
+
+
+class Result(list[dict[str, Any]]):
+    """The rows of a search, as dicts, with the statement that produced them."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]], compiled: CompiledQuery) -> None:
+        super().__init__(rows)
+        self.compiled = compiled
+
+    @property
+    def sql(self) -> str:
+        return str(self.compiled.inline())
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        try:
+            import pandas
+        except ImportError:
+            raise PgsearchError("to_dataframe needs pandas: pip install pandas") from None
+        return pandas.DataFrame(list(self))
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything `query` takes, checked; the CLI builds one from its options."""
+
+    dataset: str
+    query: str | None = None
+    similar_to: str | int | None = None
+    similar_to_file: str | Path | None = None
+    similar_to_shape: int | None = None
+    text: str | None = None
+    vector: Sequence[float] | None = None
+    dissimilar: bool = False
+    shapes: bool = False
+    model: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+    def check(self) -> None:
+        given = [
+            name
+            for name, value in (
+                ("similar_to", self.similar_to),
+                ("similar_to_file", self.similar_to_file),
+                ("similar_to_shape", self.similar_to_shape),
+                ("text", self.text),
+                ("vector", self.vector),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise SearchError(
+                f"give one of similar_to, similar_to_file, similar_to_shape, text, vector; "
+                f"got {', '.join(given)}"
+            )
+        if self.dissimilar and not given:
+            raise SearchError(
+                "dissimilar needs something to be dissimilar to: similar_to, similar_to_file, "
+                "similar_to_shape, text or vector"
+            )
+        if self.limit < 0 or self.offset < 0:
+            raise SearchError("limit and offset must not be negative")
+        if self.limit > 100_000:
+            raise SearchError("limit is at most 100000; page with offset")
+
+    @property
+    def target(self) -> Target:
+        return "shape" if self.shapes or self.similar_to_shape is not None else "asset"
+
+
+class Client:
+    """A connection to a pgsearch database; see the module docstring."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self._catalogs: dict[str, Catalog] = {}
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def query(self, query: str | None = None, *, dataset: str, **options: Any) -> Result:
+        """Runs one search; keyword options as in SearchRequest (similar_to, text, shapes, ...)."""
+        request = SearchRequest(dataset=dataset, query=query, **options)
+        compiled = self.compile(request)
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(compiled.sql.encode(), compiled.params)
+            rows = cur.fetchall()
+        self.conn.commit()
+        return Result(rows, compiled)
+
+    def compile(self, request: SearchRequest) -> CompiledQuery:
+        """The one statement a search runs (embedding a text or an outside image first)."""
+        request.check()
+        catalog = self.catalog(request.dataset)
+        similarity = self._similarity(request, catalog)
+        return compile_query(
+            request.query,
+            catalog,
+            target=request.target,
+            similarity=similarity,
+            limit=request.limit,
+            offset=request.offset,
+        )
+
+    def explain(self, request: SearchRequest, *, analyze: bool = False) -> str:
+        compiled = self.compile(request)
+        prefix = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") if analyze else sql.SQL("EXPLAIN ")
+        statement = prefix + sql.SQL(compiled.sql)
+        rows = self.conn.execute(statement, compiled.params).fetchall()
+        self.conn.rollback()
+        return "\n".join(r[0] for r in rows)
+
+    def catalog(self, dataset: str, *, refresh: bool = False) -> Catalog:
+        if refresh or dataset not in self._catalogs:
+            self._catalogs[dataset] = load_catalog(self.conn, dataset)
+            self.conn.commit()
+        return self._catalogs[dataset]
+
+    def _space(self, catalog: Catalog, target: str, model: str | None) -> EmbeddingSpace:
+        candidates = [s for s in catalog.spaces if s.target == target]
+        if model is not None:
+            chosen = [s for s in candidates if s.model == model]
+            if not chosen:
+                have = ", ".join(sorted(s.model for s in candidates)) or "none"
+                raise SearchError(
+                    f"dataset {catalog.dataset_name!r} has no {target} embeddings of model "
+                    f"{model!r}; it has: {have}"
+                )
+            return chosen[0]
+        if not candidates:
+            raise SearchError(
+                f"dataset {catalog.dataset_name!r} has no {target} embeddings yet; "
+                f"run `pgsearch embed --dataset {catalog.dataset_name}`"
+            )
+        if len(candidates) > 1:
+            models = ", ".join(sorted(s.model for s in candidates))
+            raise SearchError(
+                f"dataset {catalog.dataset_name!r} has {target} embeddings of several models "
+                f"({models}); say which with --model"
+            )
+        return candidates[0]
+
+    def _similarity(self, request: SearchRequest, catalog: Catalog) -> Similarity | None:
+        if all(
+            v is None
+            for v in (
+                request.similar_to,
+                request.similar_to_file,
+                request.similar_to_shape,
+                request.text,
+                request.vector,
+            )
+        ):
+            return None
+        space = self._space(catalog, request.target, request.model)
+        source: AssetSource | ShapeSource | VectorSource
+        if request.similar_to_shape is not None:
+            source = ShapeSource(int(request.similar_to_shape))
+            self._stored_vector(catalog, space, "shape", source.shape_id, None)
+        elif request.similar_to is not None:
+            source = _asset_source(request.similar_to)
+            vector = self._stored_vector(catalog, space, "asset", source.asset_id, source.filename)
+            if vector is not None:  # shapes ordered by similarity to a whole image
+                source = VectorSource(vector)
+        elif request.text is not None:
+            source = VectorSource(_embed_text(space.model, request.text))
+        elif request.vector is not None:
+            source = VectorSource(_checked_vector(request.vector, space.dim))
+        else:
+            assert request.similar_to_file is not None
+            source = VectorSource(_embed_file(space.model, Path(request.similar_to_file)))
+        return Similarity(space=space, source=source, dissimilar=request.dissimilar)
+
+    def _stored_vector(
+        self, catalog: Catalog, space: EmbeddingSpace, kind: str, item_id: int | None, filename: str | None
+    ) -> list[float] | None:
+        """Checks that the item to compare with exists in the dataset and has a vector of the
+        space's model (a search against a missing vector would silently return an arbitrary
+        order). Returns the vector when it lives in another space than the rows searched (shapes
+        similar to a whole image), None when the statement can read it itself."""
+        table = _space_of(catalog, kind, space.model)
+        if table is None:
+            raise SearchError(
+                f"dataset {catalog.dataset_name!r} has no {kind} embeddings of model {space.model}"
+            )
+        vectors = sql.Identifier("pgsearch", table.table)
+        if kind == "shape":
+            statement = sql.SQL(
+                "SELECT s.id, e.embedding FROM pgsearch.shapes s LEFT JOIN {} e ON e.shape_id = s.id"
+                " WHERE s.dataset_id = %(d)s AND s.id = %(id)s"
+            ).format(vectors)
+            what = f"shape {item_id}"
+        else:
+            statement = sql.SQL(
+                "SELECT a.id, e.embedding FROM pgsearch.assets a LEFT JOIN {} e ON e.asset_id = a.id"
+                " WHERE a.dataset_id = %(d)s AND (a.id = %(id)s OR a.filename = %(name)s)"
+            ).format(vectors)
+            what = f"asset {filename!r}" if filename is not None else f"asset {item_id}"
+        row = self.conn.execute(
+            statement, {"d": catalog.dataset_id, "id": item_id, "name": filename}
+        ).fetchone()
+        self.conn.commit()
+        if row is None:
+            hint = self._close_filenames(catalog, filename) if filename is not None else ""
+            raise SearchError(f"dataset {catalog.dataset_name!r} has no {what}{hint}")
+        if row[1] is None:
+            raise SearchError(
+                f"{what} has no {kind} embedding of model {space.model} (see `pgsearch status "
+                f"--dataset {catalog.dataset_name}`; `pgsearch embed` computes pending ones)"
+            )
+        if table.id == space.id:
+            return None
+        return [float(v) for v in row[1].to_list()]
+
+    def _close_filenames(self, catalog: Catalog, filename: str) -> str:
+        """'; did you mean ...' from filenames sharing the name's stem, without reading them all."""
+        import difflib
+
+        stem = Path(filename).stem.translate({ord(c): "\\" + c for c in "%_\\"})
+        rows = self.conn.execute(
+            "SELECT filename FROM pgsearch.assets WHERE dataset_id = %s AND filename ILIKE %s LIMIT 5000",
+            (catalog.dataset_id, f"%{stem[: max(3, len(stem) // 2)]}%"),
+        ).fetchall()
+        self.conn.commit()
+        close = difflib.get_close_matches(filename, [r[0] for r in rows], n=3, cutoff=0.5)
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def add_to_group(self, dataset: str, asset_ids: Sequence[int], group: str) -> int:
+        """Adds the assets to `group`; returns how many were not in it yet."""
+        return self._edit_group(dataset, asset_ids, group, add=True)
+
+    def remove_from_group(self, dataset: str, asset_ids: Sequence[int], group: str) -> int:
+        """Removes the assets from `group`; returns how many were in it."""
+        return self._edit_group(dataset, asset_ids, group, add=False)
+
+    def _edit_group(self, dataset: str, asset_ids: Sequence[int], group: str, *, add: bool) -> int:
+        if not group or not group.strip():
+            raise SearchError("a group name must not be empty")
+        catalog = self.catalog(dataset)
+        if add:
+            statement = (
+                "UPDATE pgsearch.assets SET groups = array_append(groups, %(g)s)"
+                " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND NOT (%(g)s = ANY(groups))"
+            )
+        else:
+            statement = (
+                "UPDATE pgsearch.assets SET groups = array_remove(groups, %(g)s)"
+                " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND %(g)s = ANY(groups)"
+            )
+        cur = self.conn.execute(statement, {"g": group, "d": catalog.dataset_id, "ids": list(asset_ids)})
+        self.conn.commit()
+        return cur.rowcount
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(dsn: str | None = None) -> Client:
+    """A Client on `dsn`, else $PGSEARCH_DSN / $DATABASE_URL, else the embedded server.
+
+    The connection carries the search settings (iterative HNSW scans, ef_search, ...) as
+    connection options, so each search stays a single statement.
+    """
+    conn = database.open_database(dsn, options=libpq_options())
+    return Client(conn)
+
+
+def _asset_source(value: str | int) -> AssetSource:
+    """An asset by id (an int, or a string of digits) or else by filename."""
+    if isinstance(value, int):
+        return AssetSource(asset_id=value)
+    text = value.strip()
+    if text.isdigit():
+        return AssetSource(asset_id=int(text))
+    return AssetSource(filename=value)
+
+
+def _space_of(catalog: Catalog, target: str, model: str) -> EmbeddingSpace | None:
+    found = [s for s in catalog.spaces if s.target == target and s.model == model]
+    return found[0] if found else None
+
+
+def _checked_vector(vector: Sequence[float], dim: int) -> list[float]:
+    import math
+
+    values = [float(v) for v in vector]
+    if len(values) != dim:
+        raise SearchError(f"the query vector has {len(values)} dimensions; this embedding space has {dim}")
+    if not all(math.isfinite(v) for v in values) or not any(values):
+        raise SearchError("the query vector must be finite and not all zeros")
+    return values
+
+
+def _embedder(model: str) -> Any:
+    from pgsearch.loader.models import get_embedder  # cached per process
+
+    return get_embedder(model)
+
+
+def _embed_text(model: str, text: str) -> list[float]:
+    if not text.strip():
+        raise SearchError("the text prompt is empty")
+    vector = _embedder(model).embed_texts([text])[0]
+    return [float(v) for v in vector]
+
+
+def _embed_file(model: str, path: Path) -> list[float]:
+    from pgsearch.loader.images import open_image
+
+    if not path.is_file():
+        raise SearchError(f"{path}: no such file")
+    vector = _embedder(model).embed_images([open_image(path)])[0]
+    return [float(v) for v in vector]

@@ -1,0 +1,118 @@
+"""`pgsearch demo`: a sample dataset, loaded, searched, and shown as an HTML gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pgsearch.options import dsn_option
+
+EXAMPLE_QUERIES = (
+    '(squirrel > 2 or height > 200) and "dataset2" in groups',
+    "wheels % 2 == 1",
+)
+
+
+@click.command()
+@click.option("--dataset", "-d", default="demo", show_default=True, metavar="NAME", help="Dataset to create.")
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    help="Where to write the sample images and the gallery. Default: $PGSEARCH_HOME/demo.",
+)
+@click.option(
+    "--images",
+    "count",
+    type=click.IntRange(10, 20_000),
+    default=150,
+    show_default=True,
+    help="How many sample images to draw.",
+)
+@click.option(
+    "--model",
+    default="pixels",
+    show_default=True,
+    metavar="SPEC",
+    help="Embedding model; the default needs no weights (works offline).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@dsn_option
+def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool, dsn: str | None) -> None:
+    """Create a sample dataset, load it, run example searches and write an HTML gallery.
+
+    Draws scenes (parks with squirrels and birds, roads with cars, wheels and traffic lights,
+    skies with birds) with COCO boxes, groups and statuses; loads them into the embedded server
+    (or --dsn); runs the two example queries of the query language, a similarity and a
+    least-similarity search; and writes one HTML page with the results. Running it again
+    reuses what is already loaded.
+
+    Example:
+
+        pgsearch demo && pgsearch query 'bird >= 3' --dataset demo
+    """
+    from pgsearch import api
+    from pgsearch.config import home_dir
+    from pgsearch.demo_data import generate
+    from pgsearch.gallery import write_gallery_sections
+    from pgsearch.loader.pipeline import LoadOptions, load_folder
+
+    root = Path(workdir) if workdir else home_dir() / "demo"
+    images, annotations, metadata = generate(root / "data", n=count)
+    click.echo(f"1. drew {count} sample images with COCO boxes and metadata in {root / 'data'}")
+
+    with api.connect(dsn) as client:
+        summary = load_folder(
+            client.conn,
+            LoadOptions(
+                root=str(images),
+                dataset=dataset,
+                annotations=str(annotations),
+                format="coco",
+                metadata=str(metadata),
+                model=model,
+                progress=not quiet,
+            ),
+        )
+        click.echo(
+            f"2. loaded them into dataset {dataset!r} with model {summary.model}: "
+            f"{summary.assets_new} new, {summary.assets_updated} updated, {summary.assets_unchanged} unchanged "
+            f"assets; {summary.shapes_inserted} shapes; {summary.vectors_assets + summary.vectors_shapes} vectors"
+        )
+        sections: list[tuple[str, list[dict[str, Any]]]] = []
+        for number, text in enumerate(EXAMPLE_QUERIES, start=3):
+            rows = client.query(text, dataset=dataset, limit=24)
+            total = client.query(text, dataset=dataset, limit=100_000)
+            click.echo(f"{number}. query {text!r}: {len(total)} assets match")
+            _show(rows[:5])
+            sections.append((f"{text}  ({len(total)} match, first {len(rows)} shown)", list(rows)))
+
+        anchor = client.query("squirrel >= 1", dataset=dataset, limit=1)
+        if not anchor:
+            anchor = client.query(None, dataset=dataset, limit=1)
+        name = anchor[0]["filename"]
+        similar = client.query(dataset=dataset, similar_to=name, limit=12)
+        click.echo(f"5. most similar to {name}:")
+        _show(similar[:5])
+        sections.append((f"most similar to {name}", list(similar)))
+        far = client.query(dataset=dataset, similar_to=name, dissimilar=True, limit=12)
+        click.echo(f"6. least similar to {name}:")
+        _show(far[:5])
+        sections.append((f"least similar to {name}", list(far)))
+        cars = client.query('label == "car"', dataset=dataset, shapes=True, limit=12)
+        sections.append(('shapes: label == "car"', list(cars)))
+
+    page = write_gallery_sections(sections, root / "gallery.html", title=f"pgsearch demo · dataset {dataset}")
+    click.echo(f"7. wrote the gallery: {page.resolve()}")
+    click.echo(f"\nTry: pgsearch query 'bird >= 3 and status == \"review\"' --dataset {dataset}")
+    click.echo(f"     pgsearch query --dataset {dataset} --similar-to {name} --format json --limit 3")
+    click.echo("     pgsearch db psql   (then: SELECT * FROM pgsearch.similar_assets(1, 5);)")
+
+
+def _show(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        distance = f"  distance {row['distance']:.3f}" if row.get("distance") is not None else ""
+        labels = ", ".join(f"{k}×{v}" for k, v in sorted((row.get("label_counts") or {}).items()))
+        click.echo(f"     {row['filename']:<16}{distance}  {labels}")
