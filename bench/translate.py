@@ -15,6 +15,7 @@ import statistics
 import time
 
 import sqlglot
+
 from pgsearch.translator import (
     AssetSource,
     Catalog,

@@ -7,10 +7,10 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from pgsearch.translator import QueryTypeError, compile_query
 from translator_reference import GROUPS, LABELS, STATUSES, Dataset, build_dataset, select_ids
 
 from pgsearch.catalog import load_catalog
+from pgsearch.translator import QueryTypeError, compile_query
 
 ALL = 100_000
 

@@ -9,8 +9,9 @@ import pytest
 import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pgsearch.translator import Catalog, QueryError, compile_query
 from sqlglot import exp
+
+from pgsearch.translator import Catalog, QueryError, compile_query
 
 INJECTIONS = [
     "'; DROP TABLE pgsearch.assets; --",

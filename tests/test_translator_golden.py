@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import sqlglot
+from sqlglot import exp
+
 from pgsearch.translator import (
     AssetSource,
     Catalog,
@@ -24,7 +26,6 @@ from pgsearch.translator import (
     VectorSource,
     compile_query,
 )
-from sqlglot import exp
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PGSEARCH_UPDATE_GOLDEN") == "1"

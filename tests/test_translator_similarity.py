@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 import pytest
+
+from pgsearch import db as database
 from pgsearch.translator import (
     AssetSource,
     Catalog,
@@ -17,8 +19,6 @@ from pgsearch.translator import (
     compile_query,
     session_options,
 )
-
-from pgsearch import db as database
 
 N, DIM = 3000, 16
 

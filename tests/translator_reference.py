@@ -17,13 +17,14 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 import psycopg
+from sqlglot import exp
+
 from pgsearch.translator import Catalog
 from pgsearch.translator.allow import check_allowed
 from pgsearch.translator.nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, qtype
 from pgsearch.translator.parse import parse
 from pgsearch.translator.resolve import Resolver
 from pgsearch.translator.typecheck import TypeChecker
-from sqlglot import exp
 
 LABELS = ["squirrel", "wheels", "butterfly", "traffic light", "car", "select"]
 GROUPS = ["dataset1", "dataset2", "train", "val", "it's"]
