@@ -15,7 +15,18 @@ from pgsearch.errors import PgsearchError
 # name -> "module:attribute"; each module holds the command and its help.
 COMMANDS: dict[str, str] = {
     "db": "pgsearch.commands.db:db",
+    "load": "pgsearch.commands.load:load",
+    "status": "pgsearch.commands.status:status",
+    "embed": "pgsearch.commands.embed:embed",
+    "translate": "pgsearch.commands.translate:translate",
+    "query": "pgsearch.commands.query:query",
+    "demo": "pgsearch.commands.demo:demo",
 }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -51,10 +62,15 @@ class LazyGroup(click.Group):
             raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        import psycopg
+
         try:
             return super().invoke(ctx)
         except _user_errors() as exc:
             raise click.ClickException(str(exc)) from None
+        except psycopg.OperationalError as exc:
+            # The server went away mid-command (restart, network): say so in one line.
+            raise click.ClickException(f"database connection failed: {_first_line(exc)}") from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

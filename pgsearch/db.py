@@ -105,6 +105,8 @@ def upgrade(t: Target) -> tuple[str | None, str]:
 def _ensure_vector(conn: psycopg.Connection, label: str) -> None:
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.errors.UniqueViolation:
+        pass  # a concurrent command created it between IF NOT EXISTS and the insert
     except psycopg.errors.InsufficientPrivilege:
         raise SchemaError(
             f"{label}: the vector extension is not installed in this database and "

@@ -1,0 +1,407 @@
+"""`pgsearch embed` and `pgsearch status`: embedding state per model of a dataset.
+
+An item is pending for a model when it has no vector in that model's space and no 'failed'
+state there (a 'pending' state row, or none at all: rows inserted with plain SQL count too).
+`embed_pending` embeds whatever is pending (and with retry, what failed) reading the images from
+`assets.path`; `drop_model` deactivates a model for a dataset by dropping its spaces (vectors,
+HNSW index and states go at once).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from pgsearch.datasets import get_dataset
+from pgsearch.errors import NotFound
+from pgsearch.loader import writer
+from pgsearch.loader.annotations import ShapeSpec
+from pgsearch.loader.engine import Embedded, Engine
+from pgsearch.loader.models import get_embedder
+from pgsearch.loader.spaces import Space, dataset_models, dataset_spaces, ensure_model, ensure_space
+from pgsearch.loader.work import WorkItem
+
+# An asset or shape is to do in a space when it has no vector there and no 'failed' state (unless
+# retrying). %(sspace)s is NULL when the model has no shape space for this dataset.
+_ASSETS_TO_DO = """
+SELECT a.id, a.path, a.filename, a.content_hash, a.width, a.height, a.size, a.format, a.load_error,
+       NOT EXISTS (SELECT 1 FROM pgsearch.asset_embeddings e WHERE e.space_id = %(aspace)s AND e.asset_id = a.id)
+       AND (st.state IS NULL OR st.state = 'pending' OR (%(retry)s AND st.state = 'failed')) AS need_asset,
+       coalesce(st.attempts, 0)
+  FROM pgsearch.assets a
+  LEFT JOIN pgsearch.asset_embedding_state st ON st.space_id = %(aspace)s AND st.asset_id = a.id
+ WHERE a.dataset_id = %(dataset)s AND a.id > %(after)s
+   AND ((NOT EXISTS (SELECT 1 FROM pgsearch.asset_embeddings e WHERE e.space_id = %(aspace)s AND e.asset_id = a.id)
+         AND (st.state IS NULL OR st.state = 'pending' OR (%(retry)s AND st.state = 'failed')))
+        OR (%(sspace)s::bigint IS NOT NULL AND EXISTS (
+            SELECT 1 FROM pgsearch.shapes s
+              LEFT JOIN pgsearch.shape_embedding_state ss ON ss.space_id = %(sspace)s AND ss.shape_id = s.id
+             WHERE s.asset_id = a.id AND s.kind <> 'tag'
+               AND NOT EXISTS (SELECT 1 FROM pgsearch.shape_embeddings e
+                                WHERE e.space_id = %(sspace)s AND e.shape_id = s.id)
+               AND (ss.state IS NULL OR ss.state = 'pending' OR (%(retry)s AND ss.state = 'failed')))))
+ ORDER BY a.id
+ LIMIT %(limit)s
+"""
+_SHAPES_TO_DO = """
+SELECT s.id, s.asset_id, s.kind, s.bbox_x, s.bbox_y, s.bbox_width, s.bbox_height, coalesce(ss.attempts, 0)
+  FROM pgsearch.shapes s
+  LEFT JOIN pgsearch.shape_embedding_state ss ON ss.space_id = %(sspace)s AND ss.shape_id = s.id
+ WHERE s.asset_id = ANY(%(assets)s) AND s.kind <> 'tag'
+   AND NOT EXISTS (SELECT 1 FROM pgsearch.shape_embeddings e WHERE e.space_id = %(sspace)s AND e.shape_id = s.id)
+   AND (ss.state IS NULL OR ss.state = 'pending' OR (%(retry)s AND ss.state = 'failed'))
+ ORDER BY s.id
+"""
+
+
+@dataclass
+class EmbedSummary:
+    dataset: str
+    models: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "models": self.models, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class _Todo:
+    asset_id: int
+    path: str | None
+    filename: str
+    facts: tuple[Any, ...]  # content_hash, width, height, size, format, load_error
+    need_asset: bool
+    attempts: int
+    shapes: list[tuple[int, int]]  # (shape id, attempts)
+
+
+def _params(asset_space: Space, shape_space: Space | None, retry: bool, **extra: Any) -> dict[str, Any]:
+    return {
+        "aspace": asset_space.id,
+        "sspace": shape_space.id if shape_space else None,
+        "retry": retry,
+        **extra,
+    }
+
+
+def pending_counts(conn: psycopg.Connection, dataset_id: int, model: str) -> int:
+    """Assets plus shapes still to embed (not failed) for `model` in the dataset."""
+    return sum(
+        _space_counts(conn, dataset_id, space)["pending"]
+        for space in dataset_spaces(conn, dataset_id, model=model)
+    )
+
+
+def embed_pending(
+    conn: psycopg.Connection,
+    dataset_name: str,
+    model: str | None = None,
+    *,
+    retry_failed: bool = False,
+    embed_shapes: bool = True,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: bool = False,
+) -> EmbedSummary:
+    started = time.perf_counter()
+    dataset = get_dataset(conn, dataset_name)
+    models = [model] if model else dataset_models(conn, dataset.id)
+    conn.commit()
+    if not models:
+        raise NotFound(
+            f"dataset {dataset_name!r} has no embedding model yet; activate one with --model SPEC "
+            "(e.g. --model openclip:ViT-B-16:datacomp_xl_s13b_b90k or --model pixels)"
+        )
+    summary = EmbedSummary(dataset_name)
+    for name in models:
+        embedder = get_embedder(name)
+        if embedder.warning:
+            print(f"warning: {embedder.warning}", file=sys.stderr)
+        with conn.transaction():
+            mid = ensure_model(conn, embedder.name, embedder.dim, embedder.has_text, embedder.config())
+            asset_space = ensure_space(conn, dataset.id, mid, "asset")
+            shape_space = next(
+                iter(dataset_spaces(conn, dataset.id, model=embedder.name, target="shape")), None
+            )
+            if shape_space is None and embed_shapes:
+                row = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pgsearch.shapes WHERE dataset_id = %s AND kind <> 'tag')",
+                    (dataset.id,),
+                ).fetchone()
+                if row and row[0]:
+                    shape_space = ensure_space(conn, dataset.id, mid, "shape")
+        result = _embed_model(
+            conn, dataset.id, embedder, asset_space, shape_space, retry_failed, batch_size, workers, progress
+        )
+        summary.models.append(result)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _embed_model(
+    conn: psycopg.Connection,
+    dataset_id: int,
+    embedder: Any,
+    asset_space: Space,
+    shape_space: Space | None,
+    retry: bool,
+    batch_size: int,
+    workers: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": embedder.name,
+        "assets_done": 0,
+        "assets_failed": 0,
+        "shapes_done": 0,
+        "shapes_failed": 0,
+        "failed": [],
+    }
+    # for the progress bar: the to-do list without its limit
+    total = (
+        len(
+            conn.execute(
+                _ASSETS_TO_DO,
+                _params(asset_space, shape_space, retry, dataset=dataset_id, after=0, limit=None),
+            ).fetchall()
+        )
+        if progress
+        else 0
+    )
+    conn.commit()
+
+    def pages() -> Any:
+        after = 0
+        while True:
+            rows = conn.execute(
+                _ASSETS_TO_DO,
+                _params(asset_space, shape_space, retry, dataset=dataset_id, after=after, limit=batch_size),
+            ).fetchall()
+            if not rows:
+                conn.commit()
+                return
+            todos = {r[0]: _Todo(r[0], r[1], r[2], tuple(r[3:9]), bool(r[9]), int(r[10]), []) for r in rows}
+            specs: dict[int, list[ShapeSpec]] = {aid: [] for aid in todos}
+            if shape_space is not None:
+                for sid, aid, kind, bx, by, bw, bh, attempts in conn.execute(
+                    _SHAPES_TO_DO, _params(asset_space, shape_space, retry, assets=list(todos))
+                ):
+                    todos[aid].shapes.append((sid, int(attempts)))
+                    specs[aid].append(ShapeSpec("", kind, (bx, by, bw, bh)))
+            conn.commit()
+            after = rows[-1][0]
+            batch = list(todos.values())
+            items = [
+                WorkItem(
+                    path=t.path,
+                    stored=specs[t.asset_id],
+                    embed_asset=t.need_asset,
+                    crop_shapes=True,
+                    preprocess=embedder.preprocess,
+                )
+                for t in batch
+            ]
+            yield batch, items
+
+    from pgsearch.loader.pipeline import _progress
+
+    bar = _progress(total, progress, embedder.name)
+    engine = Engine(embedder, workers, batch_size)
+    try:
+        with engine:
+            for done in engine.run(pages()):
+                _write(conn, done, asset_space, shape_space, out)
+                bar.update(len(done.tag))
+    finally:
+        bar.close()
+    for space in (asset_space, shape_space):
+        if space is not None:
+            conn.execute("SELECT pgsearch.build_embedding_index(%s)", (space.id,))
+            conn.commit()
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("pgsearch", space.table_name)))
+            conn.commit()
+    return out
+
+
+def _write(
+    conn: psycopg.Connection,
+    done: Embedded[list[_Todo]],
+    asset_space: Space,
+    shape_space: Space | None,
+    out: dict[str, Any],
+) -> None:
+    asset_vec_ids: list[int] = []
+    asset_vecs: list[np.ndarray] = []
+    asset_states: list[tuple[int, str, str | None, int]] = []
+    shape_vec_ids: list[int] = []
+    shape_vecs: list[np.ndarray] = []
+    shape_states: list[tuple[int, str, str | None, int]] = []
+    fact_updates: list[tuple[Any, ...]] = []
+    for i, (todo, result) in enumerate(zip(done.tag, done.results, strict=True)):
+        facts = result.facts
+        error = facts.error
+        if error is None:
+            new = (facts.content_hash, facts.width, facts.height, facts.size, facts.format, None)
+            old_hash, old_w, _, _, _, old_error = todo.facts
+            if old_error is not None or old_w is None or old_hash is None:
+                fact_updates.append((*new, todo.asset_id))
+        elif todo.path is not None and todo.facts[5] != error:
+            fact_updates.append((*todo.facts[:5], error, todo.asset_id))
+        if todo.need_asset:
+            vec = done.asset_vectors[i]
+            if error is None and vec is not None and np.all(np.isfinite(vec)) and np.any(vec):
+                asset_vec_ids.append(todo.asset_id)
+                asset_vecs.append(vec)
+                asset_states.append((todo.asset_id, "done", None, todo.attempts + 1))
+                out["assets_done"] += 1
+            else:
+                reason = error or "the model returned a zero or non-finite vector"
+                asset_states.append((todo.asset_id, "failed", reason, todo.attempts + 1))
+                out["assets_failed"] += 1
+                if len(out["failed"]) < 1000:
+                    out["failed"].append({"filename": todo.filename, "reason": reason})
+        for j, (sid, attempts) in enumerate(todo.shapes):
+            vec = done.crop_vectors[i][j] if j < len(done.crop_vectors[i]) else None
+            if error is None and vec is not None and np.all(np.isfinite(vec)):
+                shape_vec_ids.append(sid)
+                shape_vecs.append(vec)
+                shape_states.append((sid, "done", None, attempts + 1))
+                out["shapes_done"] += 1
+            else:
+                crop = result.crops[j] if j < len(result.crops) else None
+                reason = (
+                    f"image could not be decoded: {error}"
+                    if error
+                    else crop
+                    if isinstance(crop, str)
+                    else "no embedding computed"
+                )
+                shape_states.append((sid, "failed", reason, attempts + 1))
+                out["shapes_failed"] += 1
+    with conn.transaction():
+        if fact_updates:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE pgsearch.assets SET content_hash = %s, width = %s, height = %s, size = %s, format = %s,"
+                    " load_error = %s WHERE id = %s",
+                    fact_updates,
+                )
+        writer.delete_vectors(
+            conn, "asset", asset_space.table_name, asset_space.id, [r[0] for r in asset_states]
+        )
+        if asset_vecs:
+            writer.copy_vectors(
+                conn, "asset", asset_space.table_name, asset_space.id, asset_vec_ids, np.stack(asset_vecs)
+            )
+        writer.write_states(conn, "asset", asset_space.id, asset_states)
+        if shape_space is not None and shape_states:
+            writer.delete_vectors(
+                conn, "shape", shape_space.table_name, shape_space.id, [r[0] for r in shape_states]
+            )
+            if shape_vecs:
+                writer.copy_vectors(
+                    conn, "shape", shape_space.table_name, shape_space.id, shape_vec_ids, np.stack(shape_vecs)
+                )
+            writer.write_states(conn, "shape", shape_space.id, shape_states)
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def _reason_group(reason: str) -> str:
+    """'corrupt image (image file is truncated)' and '... (other detail)' count as one reason."""
+    return re.sub(r"\s*\([^()]*\)\s*$", "", reason or "unknown") or reason
+
+
+def _space_counts(conn: psycopg.Connection, dataset_id: int, space: Space) -> dict[str, Any]:
+    if space.target == "asset":
+        total_sql = "SELECT count(*) FROM pgsearch.assets WHERE dataset_id = %s"
+        failed_sql = (
+            "SELECT st.reason, a.filename FROM pgsearch.asset_embedding_state st"
+            " JOIN pgsearch.assets a ON a.id = st.asset_id WHERE st.space_id = %s AND st.state = 'failed'"
+            " ORDER BY a.filename"
+        )
+        done_sql = "SELECT count(*) FROM pgsearch.asset_embeddings WHERE space_id = %s"
+    else:
+        total_sql = "SELECT count(*) FROM pgsearch.shapes WHERE dataset_id = %s AND kind <> 'tag'"
+        failed_sql = (
+            "SELECT st.reason, a.filename FROM pgsearch.shape_embedding_state st"
+            " JOIN pgsearch.shapes s ON s.id = st.shape_id JOIN pgsearch.assets a ON a.id = s.asset_id"
+            " WHERE st.space_id = %s AND st.state = 'failed' ORDER BY a.filename, s.id"
+        )
+        done_sql = "SELECT count(*) FROM pgsearch.shape_embeddings WHERE space_id = %s"
+    total = int(conn.execute(total_sql, (dataset_id,)).fetchone()[0])  # type: ignore[index]
+    done = int(conn.execute(done_sql, (space.id,)).fetchone()[0])  # type: ignore[index]
+    groups: dict[str, dict[str, Any]] = {}
+    failed = 0
+    for reason, filename in conn.execute(failed_sql, (space.id,)):
+        failed += 1
+        key = _reason_group(reason)
+        group = groups.setdefault(key, {"reason": key, "count": 0, "examples": []})
+        group["count"] += 1
+        if len(group["examples"]) < 3:
+            group["examples"].append({"filename": filename, "reason": reason})
+    reasons = sorted(groups.values(), key=lambda g: (-g["count"], g["reason"]))
+    return {
+        "total": total,
+        "done": done,
+        "failed": failed,
+        "pending": max(total - done - failed, 0),
+        "indexed": space.indexed,
+        "reasons": reasons,
+    }
+
+
+def status(conn: psycopg.Connection, dataset_name: str) -> dict[str, Any]:
+    dataset = get_dataset(conn, dataset_name)
+    row = conn.execute(
+        "SELECT count(*), count(load_error), (SELECT count(*) FROM pgsearch.shapes WHERE dataset_id = %s)"
+        " FROM pgsearch.assets WHERE dataset_id = %s",
+        (dataset.id, dataset.id),
+    ).fetchone()
+    assert row is not None
+    models: dict[str, dict[str, Any]] = {}
+    for space in dataset_spaces(conn, dataset.id):
+        entry = models.setdefault(
+            space.model,
+            {
+                "model": space.model,
+                "dim": space.dim,
+                "has_text": space.has_text,
+                "assets": None,
+                "shapes": None,
+            },
+        )
+        entry["assets" if space.target == "asset" else "shapes"] = _space_counts(conn, dataset.id, space)
+    conn.commit()
+    return {
+        "dataset": dataset.name,
+        "assets": int(row[0]),
+        "unreadable_assets": int(row[1]),
+        "shapes": int(row[2]),
+        "models": list(models.values()),
+    }
+
+
+def drop_model(conn: psycopg.Connection, dataset_name: str, model: str) -> list[str]:
+    """Deactivates `model` for the dataset: drops its spaces; returns the dropped partitions."""
+    dataset = get_dataset(conn, dataset_name)
+    spaces = dataset_spaces(conn, dataset.id, model=model)
+    if not spaces:
+        known = dataset_models(conn, dataset.id)
+        conn.commit()
+        raise NotFound(
+            f"dataset {dataset_name!r} has no embeddings of model {model!r}; "
+            f"its models: {', '.join(known) if known else 'none'}"
+        )
+    with conn.transaction():
+        for space in spaces:
+            conn.execute("SELECT pgsearch.drop_embedding_space(%s)", (space.id,))
+    return [s.table_name for s in spaces]
