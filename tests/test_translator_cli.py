@@ -66,7 +66,7 @@ def test_translate_shapes_and_similarity(dsn: str, conn: psycopg.Connection) -> 
     conn.commit()
 
     rows = _psql(dsn, _translate('label == "squirrel" and asset.width > 100', "-d", "ref", "--shapes"))
-    assert rows and all(row.split("\t")[3] == "squirrel" for row in rows)
+    assert rows and all(row.split("\t")[4] == "squirrel" for row in rows)
 
     statement = _translate("width > 0", "-d", "ref", "--similar-to", first, "--limit", "5")
     rows = _psql(dsn, statement)

@@ -47,6 +47,7 @@ SHAPE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     (SHAPE, "id", "id"),
     (SHAPE, "asset_id", "asset_id"),
     (ASSET, "filename", "filename"),
+    (ASSET, "path", "path"),
     (LABEL, "name", "label"),
     (SHAPE, "kind", "kind"),
     (SHAPE, "bbox_x", "bbox_x"),
