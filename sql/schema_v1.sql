@@ -243,7 +243,7 @@ END $$;
 -- Builds the space's HNSW index (cosine, on the vector cast to the space's dimension).
 -- Called after a bulk load; later loads keep it up to date by plain inserts.
 CREATE FUNCTION pgsearch.build_embedding_index(p_space_id bigint, p_m integer DEFAULT 16,
-                                               p_ef_construction integer DEFAULT 64)
+                                               p_ef_construction integer DEFAULT 128)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE

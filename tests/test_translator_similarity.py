@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from pgsearch import db as database
+from pgsearch.search_settings import libpq_options
 from pgsearch.translator import (
     AssetSource,
     Catalog,
@@ -17,7 +18,6 @@ from pgsearch.translator import (
     Similarity,
     VectorSource,
     compile_query,
-    session_options,
 )
 
 N, DIM = 3000, 16
@@ -88,7 +88,7 @@ def _assert_topk(
 def test_exact_k_at_every_selectivity(dsn: str, tuned: bool) -> None:
     with database.connect(dsn) as conn:
         catalog, vectors, ids, widths = _setup(conn)
-    options = {"options": session_options()} if tuned else {}
+    options = {"options": libpq_options()} if tuned else {}
     space = catalog.spaces[0]
     rng = np.random.default_rng(9)
     with psycopg.connect(dsn, **options) as conn:

@@ -17,9 +17,9 @@ Similarity(space, source, dissimilar=False) orders by cosine distance to a query
 source is VectorSource(vector) (a bound parameter), AssetSource(asset_id=... | filename=...) or
 ShapeSource(shape_id) (a scalar subquery on the stored embedding in the same space).
 
-Sessions that run similarity statements should set SESSION_SETTINGS (e.g. through libpq
-`options`, see session_options()) so the HNSW index path returns k rows without falling back to
-the exact path; without them the statement is still exact-k, only slower.
+Sessions that run similarity statements should carry pgsearch.search_settings (libpq
+`options`, as pgsearch.connect() does) so the HNSW index path returns k rows without falling back
+to the exact path; without them the statement is still exact-k, only slower.
 
 Errors: every user mistake raises a subclass of QueryError (QuerySyntaxError,
 UnknownNameError, QueryTypeError, QueryLimitError) carrying line, column and a caret rendering.
@@ -41,25 +41,9 @@ from .compiler import CompiledQuery, compile_query
 from .errors import QueryError, QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
 from .parse import MAX_NESTING, MAX_QUERY_LENGTH, SIZE_UNITS
 
-# pgvector settings for the index path of similarity statements: iterative scans keep reading
-# the HNSW graph until the filter has passed k rows (relaxed order: the statement re-sorts), up
-# to max_scan_tuples; past that the exact path takes over.
-SESSION_SETTINGS: dict[str, str] = {
-    "hnsw.iterative_scan": "relaxed_order",
-    "hnsw.ef_search": "100",
-    "hnsw.max_scan_tuples": "20000",
-}
-
-
-def session_options() -> str:
-    """SESSION_SETTINGS as a libpq `options` value: psycopg.connect(dsn, options=...)."""
-    return " ".join(f"-c {name}={value}" for name, value in SESSION_SETTINGS.items())
-
-
 __all__ = [
     "MAX_NESTING",
     "MAX_QUERY_LENGTH",
-    "SESSION_SETTINGS",
     "SIZE_UNITS",
     "AssetSource",
     "Catalog",
@@ -76,5 +60,4 @@ __all__ = [
     "UnknownNameError",
     "VectorSource",
     "compile_query",
-    "session_options",
 ]

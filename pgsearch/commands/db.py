@@ -173,3 +173,31 @@ def downgrade(dsn: str | None, revision: str) -> None:
     t = database.target(dsn)
     migrate.downgrade(t.dsn, revision)
     click.echo(f"{t.label}: schema downgraded to {revision}")
+
+
+@db.command("grant-reader")
+@dsn_option
+@click.argument("name")
+@click.option(
+    "--password",
+    envvar="PGSEARCH_READER_PASSWORD",
+    metavar="PASSWORD",
+    help="Set the role's password (default: $PGSEARCH_READER_PASSWORD; else left as is).",
+)
+def grant_reader(dsn: str | None, name: str, password: str | None) -> None:
+    """Create a read-only LOGIN role NAME for psql and BI tools.
+
+    NAME may SELECT the pgsearch views (v_assets, v_shapes, ...) and call the search functions
+    (similar_assets, ...), and nothing else: no writes, no base tables. Safe to run again; do so
+    after `pgsearch db upgrade` to cover new views. The embedded server trusts local connections,
+    so a password matters only on a server that asks for one.
+
+    Example:
+
+        pgsearch db grant-reader metabase --password 's3cret'
+    """
+    from pgsearch import roles
+
+    with database.open_database(dsn) as conn:
+        for step in roles.grant_reader(conn, name, password):
+            click.echo(step)

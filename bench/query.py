@@ -1,0 +1,587 @@
+"""bench/query: filtered top-k similarity and metadata-only queries on N synthetic 512-d assets.
+
+Generates one dataset straight into Postgres (no images): asset rows with a status distribution,
+groups, user metadata and label counts, and one clustered, L2-normalised 512-d vector per asset
+(binary COPY as halfvec into an embedding space partition), then builds the space's HNSW index.
+Then, for unfiltered and filtered (10%, 1%, 0.1%) top-k queries through the statement shape the
+query translator emits, prints p50 / p95 latency, recall@k against exact numpy search on the same
+(half-precision) vectors, and rows returned; and the same for a few metadata-only queries.
+
+    python bench/query.py --n 100000                 # quick
+    python bench/query.py                            # 1,000,000 assets (generation ~10 min here)
+    python bench/query.py --home /tmp/b --reuse      # re-run the queries on an existing load
+
+Notes on how the data goes in (bench only, for speed):
+- label_counts / annotation_count are written into the asset rows directly; the real loader gets
+  them from the shapes triggers, and no shapes are generated here.
+- the embedding COPY runs with session_replication_role = replica (the partition's foreign key
+  check per row is skipped; the ids come from the same transaction's assets COPY).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pgsearch import db as database  # noqa: E402
+from pgsearch import migrate  # noqa: E402
+from pgsearch.search_settings import SEARCH_SETTINGS, apply_settings  # noqa: E402
+
+DIM = 512
+DATASET = "bench"
+MODEL = "bench:synthetic-512"
+CHUNK = 50_000
+STATUSES = [("completed", 0.001), ("to_fix", 0.01), ("review", 0.1), ("annotated", 0.389)]  # rest: none
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    vectors: np.ndarray  # (n, DIM) float16, as stored
+    status: np.ndarray  # (n,) str
+    groups: list[list[str]]
+    bucket: np.ndarray  # (n,) int 0..999: metadata.bucket
+    car: np.ndarray  # (n,) label count of "car"
+    queries: np.ndarray  # (q, DIM) float16: held-out points near the clusters
+
+
+def generate(n: int, n_queries: int, clusters: int, seed: int, latent_dim: int) -> Data:
+    """Gaussian clusters, L2-normalised. With latent_dim > 0 (the default) the clusters live in a
+    random latent_dim-dimensional subspace of the 512 dimensions, plus a little isotropic noise:
+    like real image embeddings, whose intrinsic dimension is a few tens, with clusters at varying
+    distances from each other. latent_dim = 0 draws everything isotropically in 512-d: every
+    cluster is then at the same distance from every other and every point from its cluster
+    mates, which no real embedding space looks like and which defeats graph routing (see
+    bench/README.md)."""
+    rng = np.random.default_rng(seed)
+    if latent_dim:
+        centers = rng.standard_normal((clusters, latent_dim)).astype(np.float32)
+        basis = np.linalg.qr(rng.standard_normal((DIM, latent_dim)))[0].T.astype(
+            np.float32
+        )  # orthonormal rows
+        spread, noise = 0.5, 0.1 * np.sqrt(1.25 * latent_dim / DIM)
+    else:
+        centers = rng.standard_normal((clusters, DIM)).astype(np.float32)
+        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+        spread = 0.7 / np.sqrt(DIM)  # a point sits about 0.7 away from its centre before normalising
+
+    def points(count: int, r: np.random.Generator) -> np.ndarray:
+        out = np.empty((count, DIM), dtype=np.float16)
+        for start in range(0, count, CHUNK):
+            m = min(CHUNK, count - start)
+            x = centers[r.integers(clusters, size=m)]
+            x = x + spread * r.standard_normal(x.shape, dtype=np.float32)
+            if latent_dim:
+                x = x @ basis + noise * r.standard_normal((m, DIM), dtype=np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            out[start : start + m] = x
+        return out
+
+    vectors = points(n, rng)
+    queries = points(n_queries, np.random.default_rng(seed + 1))
+    u = rng.random(n)
+    status = np.full(n, "none", dtype=object)
+    edge = 0.0
+    for name, share in STATUSES:
+        status[(u >= edge) & (u < edge + share)] = name
+        edge += share
+    g = rng.random((n, 3))
+    split = rng.random(n) < 0.8
+    groups = [
+        [
+            s
+            for s, keep in (
+                ("train" if tr else "val", True),
+                ("g10", a < 0.1),
+                ("g1", b < 0.01),
+                ("g01", c < 0.001),
+            )
+            if keep
+        ]
+        for tr, (a, b, c) in zip(split.tolist(), g.tolist(), strict=True)
+    ]
+    bucket = rng.integers(1000, size=n)
+    car = np.where(rng.random(n) < 0.3, rng.integers(1, 6, size=n), 0)
+    return Data(vectors, status, groups, bucket, car, queries)
+
+
+def load(conn: psycopg.Connection, data: Data, m: int, ef_construction: int) -> dict[str, object]:
+    """Fresh dataset, assets, vectors, index; returns timings and sizes."""
+    info: dict[str, object] = {}
+    n = len(data.vectors)
+    conn.execute("SELECT pgsearch.drop_dataset(%s)", (DATASET,))
+    dataset = conn.execute(
+        "INSERT INTO pgsearch.datasets (name) VALUES (%s) RETURNING id", (DATASET,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO pgsearch.embedding_models (name, dim) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+        (MODEL, DIM),
+    )
+    model = conn.execute("SELECT id FROM pgsearch.embedding_models WHERE name = %s", (MODEL,)).fetchone()[0]
+
+    t0 = time.perf_counter()
+    with conn.cursor().copy(
+        "COPY pgsearch.assets (dataset_id, filename, path, width, height, size, format, status, groups,"
+        " metadata, label_counts, annotation_count) FROM STDIN"
+    ) as copy:
+        for i in range(n):
+            car = int(data.car[i])
+            copy.write_row(
+                (
+                    dataset,
+                    f"{i:07d}.jpg",
+                    f"/data/bench/{i:07d}.jpg",
+                    640,
+                    480,
+                    100_000 + i % 5_000_000,
+                    "JPEG",
+                    data.status[i],
+                    data.groups[i],
+                    json.dumps({"bucket": int(data.bucket[i]), "camera": f"cam{i % 5}"}),
+                    json.dumps({"car": car} if car else {}),
+                    car,
+                )
+            )
+    info["assets_copy_s"] = round(time.perf_counter() - t0, 1)
+    ids = np.array(
+        [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM pgsearch.assets WHERE dataset_id = %s ORDER BY filename", (dataset,)
+            )
+        ],
+        dtype=np.int64,
+    )
+
+    space = conn.execute(
+        "SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (dataset, model)
+    ).fetchone()[0]
+    table = conn.execute(
+        "SELECT table_name FROM pgsearch.embedding_spaces WHERE id = %s", (space,)
+    ).fetchone()[0]
+    t0 = time.perf_counter()
+    conn.execute("SET session_replication_role = replica")
+    with conn.cursor().copy(
+        sql.SQL("COPY pgsearch.{} (space_id, asset_id, embedding) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table)
+        )
+    ) as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
+        row = np.dtype(
+            [
+                ("nf", ">i2"),
+                ("l1", ">i4"),
+                ("space", ">i8"),
+                ("l2", ">i4"),
+                ("aid", ">i8"),
+                ("l3", ">i4"),
+                ("dim", ">i2"),
+                ("unused", ">i2"),
+                ("v", ">f2", (DIM,)),
+            ]
+        )
+        for start in range(0, n, CHUNK):
+            chunk = np.zeros(min(CHUNK, n - start), dtype=row)
+            chunk["nf"], chunk["l1"], chunk["space"], chunk["l2"] = 3, 8, space, 8
+            chunk["aid"] = ids[start : start + len(chunk)]
+            chunk["l3"], chunk["dim"] = 4 + 2 * DIM, DIM
+            chunk["v"] = data.vectors[start : start + len(chunk)]
+            copy.write(chunk.tobytes())
+        copy.write(struct.pack(">h", -1))
+    conn.execute("SET session_replication_role = DEFAULT")
+    info["vectors_copy_s"] = round(time.perf_counter() - t0, 1)
+    conn.commit()
+
+    conn.autocommit = True
+    t0 = time.perf_counter()
+    conn.execute("VACUUM ANALYZE pgsearch.assets")
+    conn.execute(sql.SQL("VACUUM ANALYZE pgsearch.{}").format(sql.Identifier(table)))
+    info["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
+    conn.execute("SET maintenance_work_mem = '6GB'")
+    t0 = time.perf_counter()
+    conn.execute("SELECT pgsearch.build_embedding_index(%s, %s, %s)", (space, m, ef_construction))
+    info["index_build_s"] = round(time.perf_counter() - t0, 1)
+    conn.autocommit = False
+    return info
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+# Filters independent of the vectors. "groups" ones are GIN-indexable (assets_groups_idx);
+# "metadata" ones are expressions no index serves, as a range on user metadata compiles to.
+FILTERS: dict[str, tuple[str, Callable[[Data], np.ndarray]]] = {
+    "none": ("true", lambda d: np.ones(len(d.vectors), dtype=bool)),
+    "groups 10%": ("a.groups @> ARRAY['g10']", lambda d: np.array(["g10" in g for g in d.groups])),
+    "groups 1%": ("a.groups @> ARRAY['g1']", lambda d: np.array(["g1" in g for g in d.groups])),
+    "groups 0.1%": ("a.groups @> ARRAY['g01']", lambda d: np.array(["g01" in g for g in d.groups])),
+    "metadata 10%": ("(a.metadata ->> 'bucket')::int < 100", lambda d: d.bucket < 100),
+    "metadata 1%": ("(a.metadata ->> 'bucket')::int < 10", lambda d: d.bucket < 10),
+    "metadata 0.1%": ("(a.metadata ->> 'bucket')::int < 1", lambda d: d.bucket < 1),
+}
+
+METADATA_QUERIES = {
+    "status == to_fix (1%)": "a.status = 'to_fix'",
+    "'g01' in groups (0.1%)": "a.groups @> ARRAY['g01']",
+    "car > 2 (12%)": "coalesce((a.label_counts ->> 'car')::int, 0) > 2",
+    "car >= 1 and status == completed": "coalesce((a.label_counts ->> 'car')::int, 0) >= 1 AND a.status = 'completed'",
+    "metadata.bucket == 7 (0.1%)": "(a.metadata ->> 'bucket')::int = 7",
+}
+
+
+def ann_then_exact(table: str, predicate: str) -> sql.Composed:
+    """The translator's shape: an index path in a CTE; when it comes up short, an exact path."""
+    return sql.SQL("""
+WITH ann AS MATERIALIZED (
+    SELECT a.id, a.filename, (e.embedding::halfvec(512) <=> %(q)s) AS distance
+      FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
+     WHERE a.dataset_id = %(d)s AND ({pred})
+     ORDER BY e.embedding::halfvec(512) <=> %(q)s
+     LIMIT %(k)s)
+SELECT * FROM (
+    SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %(k)s
+    UNION ALL
+    (SELECT a.id, a.filename, (e.embedding <=> %(q)s) AS distance
+       FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
+      WHERE a.dataset_id = %(d)s AND ({pred}) AND (SELECT count(*) FROM ann) < %(k)s
+      ORDER BY (e.embedding <=> %(q)s) + 0
+      LIMIT %(k)s)
+) AS hits ORDER BY distance LIMIT %(k)s""").format(table=sql.Identifier(table), pred=sql.SQL(predicate))
+
+
+def estimate_first(table: str, predicate: str, threshold: int) -> sql.Composed:
+    """An alternative: count matches up to `threshold` first (cheap: LIMIT stops early on a broad
+    filter, an index serves a narrow one); fewer than that means the exact path up front."""
+    return sql.SQL("""
+WITH few AS MATERIALIZED (
+    SELECT count(*) < {t} AS few FROM (
+        SELECT 1 FROM pgsearch.assets AS a WHERE a.dataset_id = %(d)s AND ({pred}) LIMIT {t}) AS s),
+ann AS MATERIALIZED (
+    SELECT a.id, a.filename, (e.embedding::halfvec(512) <=> %(q)s) AS distance
+      FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
+     WHERE a.dataset_id = %(d)s AND ({pred}) AND NOT (SELECT few FROM few)
+     ORDER BY e.embedding::halfvec(512) <=> %(q)s
+     LIMIT %(k)s)
+SELECT * FROM (
+    SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %(k)s
+    UNION ALL
+    (SELECT a.id, a.filename, (e.embedding <=> %(q)s) AS distance
+       FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
+      WHERE a.dataset_id = %(d)s AND ({pred}) AND (SELECT count(*) FROM ann) < %(k)s
+      ORDER BY (e.embedding <=> %(q)s) + 0
+      LIMIT %(k)s)
+) AS hits ORDER BY distance LIMIT %(k)s""").format(
+        table=sql.Identifier(table), pred=sql.SQL(predicate), t=sql.Literal(threshold)
+    )
+
+
+def exact_truth(data: Data, masks: dict[str, np.ndarray], k: int) -> dict[str, list[tuple[set[int], float]]]:
+    """Per filter and query: the indexes of the exact top-k and the k-th distance (for ties)."""
+    x = data.vectors.astype(np.float32)
+    norms = np.linalg.norm(x, axis=1)
+    out: dict[str, list[tuple[set[int], float]]] = {name: [] for name in masks}
+    for q in data.queries.astype(np.float32):
+        dist = 1.0 - (x @ q) / (norms * np.linalg.norm(q))
+        for name, mask in masks.items():
+            idx = np.flatnonzero(mask)
+            kk = min(k, len(idx))
+            top = idx[np.argpartition(dist[idx], kk - 1)[:kk]]
+            out[name].append((set(top.tolist()), float(dist[top].max())))
+    return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run_similarity(
+    conn: psycopg.Connection,
+    statement: sql.Composed,
+    dataset: int,
+    space: int,
+    data: Data,
+    truth: list[tuple[set[int], float]],
+    index_of: dict[int, int],
+    k: int,
+    dist_of: Callable[[int, int], float],
+) -> dict[str, float]:
+    latencies, recalls, rows = [], [], []
+    for qi, q in enumerate(data.queries):
+        params = {"q": HalfVector(q.astype(np.float32)), "d": dataset, "k": k, "s": space}
+        t0 = time.perf_counter()
+        got = conn.execute(statement, params, prepare=False).fetchall()
+        latencies.append((time.perf_counter() - t0) * 1000)
+        expected, kth = truth[qi]
+        hits = sum(1 for r in got if index_of[r[0]] in expected or dist_of(qi, index_of[r[0]]) <= kth + 1e-5)
+        recalls.append(hits / max(1, len(expected)))
+        rows.append(len(got))
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": percentile(latencies, 95),
+        "recall": statistics.mean(recalls),
+        "min_recall": min(recalls),
+        "rows": statistics.mean(rows),
+        "min_rows": min(rows),
+    }
+
+
+def machine(conn: psycopg.Connection) -> dict[str, object]:
+    def one(q: str) -> object:
+        return conn.execute(q).fetchone()[0]  # type: ignore[index]
+
+    return {
+        "cpus": os.cpu_count(),
+        "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "postgres": one("SHOW server_version"),
+        "pgvector": one("SELECT extversion FROM pg_extension WHERE extname = 'vector'"),
+        "shared_buffers": one("SHOW shared_buffers"),
+        "effective_cache_size": one("SHOW effective_cache_size"),
+        "work_mem": one("SHOW work_mem"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--latent-dim",
+        type=int,
+        default=32,
+        help="intrinsic dimension of the clusters (0: isotropic in all 512, a stress case)",
+    )
+    parser.add_argument("--m", type=int, default=16)
+    parser.add_argument("--ef-construction", type=int, default=64)
+    parser.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="*",
+        default=None,
+        help="ef_search values to sweep (default: the recommended setting only)",
+    )
+    parser.add_argument(
+        "--max-scan-tuples",
+        type=int,
+        nargs="*",
+        default=None,
+        help="hnsw.max_scan_tuples values to sweep (default: the recommended setting only)",
+    )
+    parser.add_argument(
+        "--estimate-threshold",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure the estimate-first shape with these thresholds",
+    )
+    parser.add_argument(
+        "--home", type=Path, help="PGSEARCH_HOME of the embedded server (default: a temp dir)"
+    )
+    parser.add_argument("--dsn", help="use this server instead of an embedded one")
+    parser.add_argument(
+        "--metadata-index",
+        action="store_true",
+        help="index (metadata ->> 'bucket')::int, the expression of the metadata filters",
+    )
+    parser.add_argument("--reuse", action="store_true", help="skip the load when the dataset is there")
+    parser.add_argument("--only", nargs="*", help="filters to run (names as printed)")
+    args = parser.parse_args()
+
+    if args.dsn:
+        dsn = args.dsn
+    else:
+        from pgsearch.server import EmbeddedServer
+
+        home = args.home or Path(tempfile.mkdtemp(prefix="pgsearch-bench-"))
+        dsn = EmbeddedServer(home).url()
+        print(f"embedded server: {dsn} (home {home})", flush=True)
+    migrate.upgrade(dsn)
+
+    t0 = time.perf_counter()
+    data = generate(args.n, args.queries, args.clusters, args.seed, args.latent_dim)
+    print(
+        f"generated {args.n} vectors + {args.queries} queries in {time.perf_counter() - t0:.1f}s", flush=True
+    )
+
+    with database.connect(dsn) as conn:
+        # The generator's parameters travel in the dataset's description, so --reuse never
+        # measures a load of other data against this run's truth.
+        recipe = json.dumps(
+            {
+                "n": args.n,
+                "clusters": args.clusters,
+                "seed": args.seed,
+                "latent_dim": args.latent_dim,
+                "m": args.m,
+                "ef_construction": args.ef_construction,
+            }
+        )
+        existing = conn.execute(
+            "SELECT d.description, s.indexed FROM pgsearch.datasets d"
+            " JOIN pgsearch.embedding_spaces s ON s.dataset_id = d.id WHERE d.name = %s",
+            (DATASET,),
+        ).fetchone()
+        info: dict[str, object] = {}
+        if not (args.reuse and existing == (recipe, True)):
+            info = load(conn, data, args.m, args.ef_construction)
+            conn.execute("UPDATE pgsearch.datasets SET description = %s WHERE name = %s", (recipe, DATASET))
+            conn.commit()
+            print(f"loaded: {info}", flush=True)
+        # An expression index gives the planner statistics for the metadata filters too (it
+        # cannot estimate (metadata ->> 'bucket')::int < 10 otherwise) and the exact path an index.
+        if args.metadata_index:
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS bench_bucket_idx ON pgsearch.assets (((metadata ->> 'bucket')::int))"
+            )
+            conn.execute("ANALYZE pgsearch.assets")
+        else:
+            conn.execute("DROP INDEX IF EXISTS pgsearch.bench_bucket_idx")
+        conn.commit()
+        dataset, table, space = conn.execute(
+            "SELECT d.id, s.table_name, s.id FROM pgsearch.datasets d JOIN pgsearch.embedding_spaces s"
+            " ON s.dataset_id = d.id WHERE d.name = %s",
+            (DATASET,),
+        ).fetchone()
+        sizes = conn.execute(
+            "SELECT pg_size_pretty(pg_relation_size(%s::regclass)), pg_size_pretty(pg_total_relation_size(%s::regclass)),"
+            " pg_size_pretty(pg_total_relation_size('pgsearch.assets'))",
+            (f"pgsearch.{table}_hnsw", f"pgsearch.{table}"),
+        ).fetchone()
+        info.update(hnsw_index_size=sizes[0], embeddings_total_size=sizes[1], assets_total_size=sizes[2])
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM pgsearch.assets WHERE dataset_id = %s ORDER BY filename", (dataset,)
+            )
+        ]
+        index_of = {asset_id: i for i, asset_id in enumerate(ids)}
+        conn.commit()
+
+        filters = {name: f for name, f in FILTERS.items() if not args.only or name in args.only}
+        masks = {name: f[1](data) for name, f in filters.items()}
+        t0 = time.perf_counter()
+        truth = exact_truth(data, masks, args.k)
+        print(f"exact truth in {time.perf_counter() - t0:.1f}s", flush=True)
+        xf = data.vectors.astype(np.float32)
+        qf = data.queries.astype(np.float32)
+        qn = np.linalg.norm(qf, axis=1)
+        xn = np.linalg.norm(xf, axis=1)
+
+        def dist_of(qi: int, i: int) -> float:
+            return float(1.0 - xf[i] @ qf[qi] / (xn[i] * qn[qi]))
+
+        settings = dict(SEARCH_SETTINGS)
+        sweeps = [
+            (ef, mst)
+            for ef in args.ef_search or [int(settings["hnsw.ef_search"])]
+            for mst in args.max_scan_tuples or [int(settings["hnsw.max_scan_tuples"])]
+        ]
+        results = []
+        shapes: list[tuple[str, Callable[[str], sql.Composed]]] = [
+            ("ann+exact", lambda pred: ann_then_exact(table, pred))
+        ]
+        for t in args.estimate_threshold:
+            shapes.append((f"estimate<{t}", lambda pred, t=t: estimate_first(table, pred, t)))
+        for ef, mst in sweeps:
+            settings["hnsw.ef_search"], settings["hnsw.max_scan_tuples"] = str(ef), str(mst)
+            apply_settings(conn, settings)
+            for shape_name, shape in shapes:
+                for name, (pred, _) in filters.items():
+                    statement = shape(pred)
+                    # Warm: the first configuration reads the index and tables into the caches.
+                    for q in data.queries if (ef, mst) == sweeps[0] else data.queries[:3]:
+                        conn.execute(
+                            statement,
+                            {"q": HalfVector(q.astype(np.float32)), "d": dataset, "k": args.k, "s": space},
+                            prepare=False,
+                        ).fetchall()
+                    r = run_similarity(
+                        conn, statement, dataset, space, data, truth[name], index_of, args.k, dist_of
+                    )
+                    r.update(shape=shape_name, filter=name, ef_search=ef, max_scan_tuples=mst)
+                    r.update(matching=int(masks[name].sum()))
+                    results.append(r)
+                    print(
+                        f"  {shape_name:13} ef={ef:<4} mst={mst:<6} {name:14} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms"
+                        f"  recall {r['recall']:.3f} (min {r['min_recall']:.2f})  rows {r['rows']:.0f}"
+                        f" (min {r['min_rows']})",
+                        flush=True,
+                    )
+            conn.rollback()
+
+        meta_results = []
+        apply_settings(conn, dict(SEARCH_SETTINGS))
+        for name, pred in METADATA_QUERIES.items():
+            statement = sql.SQL(
+                "SELECT a.id, a.filename FROM pgsearch.assets AS a WHERE a.dataset_id = %(d)s"
+                " AND ({}) ORDER BY a.id LIMIT 100"
+            ).format(sql.SQL(pred))
+            conn.execute(statement, {"d": dataset}).fetchall()
+            lat, rows = [], 0
+            for _ in range(30):
+                t0 = time.perf_counter()
+                rows = len(conn.execute(statement, {"d": dataset}, prepare=False).fetchall())
+                lat.append((time.perf_counter() - t0) * 1000)
+            meta_results.append((name, statistics.median(lat), percentile(lat, 95), rows))
+
+        print()
+        print(
+            "== bench/query:",
+            json.dumps(
+                {
+                    "n": args.n,
+                    "dim": DIM,
+                    "k": args.k,
+                    "queries": args.queries,
+                    "clusters": args.clusters,
+                    "latent_dim": args.latent_dim,
+                    "m": args.m,
+                    "ef_construction": args.ef_construction,
+                    "vector": "halfvec(512)",
+                    "metadata_index": args.metadata_index,
+                    **info,
+                    **machine(conn),
+                }
+            ),
+        )
+        print("settings:", " ".join(f"{k}={v}" for k, v in SEARCH_SETTINGS.items()))
+        print(
+            f"{'shape':14} {'ef':>4} {'max_scan':>8} {'filter':15} {'matching':>9} {'p50 ms':>8} {'p95 ms':>8} {'recall':>7}"
+            f" {'min rec':>7} {'rows':>6} {'min rows':>8}"
+        )
+        for r in results:
+            print(
+                f"{r['shape']:14} {r['ef_search']:>4} {r['max_scan_tuples']:>8} {r['filter']:15} {r['matching']:>9} {r['p50_ms']:>8.1f}"
+                f" {r['p95_ms']:>8.1f} {r['recall']:>7.3f} {r['min_recall']:>7.2f} {r['rows']:>6.0f}"
+                f" {r['min_rows']:>8}"
+            )
+        print()
+        print(f"{'metadata-only query (LIMIT 100, ORDER BY id)':45} {'p50 ms':>8} {'p95 ms':>8} {'rows':>6}")
+        for name, p50, p95, rows in meta_results:
+            print(f"{name:45} {p50:>8.1f} {p95:>8.1f} {rows:>6}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""A self-contained HTML gallery of query results: one file, thumbnails embedded as base64 JPEG.
+
+Rows are the query layer's result dicts: `id`, `filename`, `path`, optionally `distance`,
+`label_counts` ({label: count}), and for shape rows `label` and `bbox_x`, `bbox_y`, `bbox_width`,
+`bbox_height` (pixels of the full image), whose box is drawn into the thumbnail. Every text that
+came from the data (file names, labels, paths) is escaped: file names are hostile input.
+"""
+
+from __future__ import annotations
+
+import base64
+import colorsys
+import hashlib
+import html
+import io
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+ORIENTATION_TAG = 0x0112
+BOX_KEYS = ("bbox_x", "bbox_y", "bbox_width", "bbox_height")
+JPEG_QUALITY = 82
+MIDDLE_DOT = " \u00b7 "
+TIMES = "\u00d7"
+
+_STYLE = """
+body { font: 14px system-ui, sans-serif; margin: 16px; background: #f4f4f5; color: #18181b; }
+h1 { font-size: 20px; margin: 0 0 4px; }
+p.summary { margin: 0 0 16px; color: #52525b; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(var(--thumb), 1fr)); gap: 12px; }
+figure { margin: 0; background: #fff; border-radius: 6px; box-shadow: 0 1px 3px #0002; overflow: hidden; }
+figure img, figure .missing { display: block; width: 100%; height: var(--thumb); object-fit: contain;
+  background: #e4e4e7; }
+figure .missing { display: flex; align-items: center; justify-content: center; color: #71717a;
+  font-size: 13px; text-align: center; }
+figcaption { padding: 6px 8px; line-height: 1.35; }
+.name { font-weight: 600; overflow-wrap: anywhere; }
+.meta { color: #52525b; font-size: 12px; }
+.labels { font-size: 12px; }
+.labels span { display: inline-block; background: #eef2ff; border-radius: 3px; padding: 0 4px; margin: 2px 2px 0 0; }
+"""
+
+
+def write_gallery(
+    rows: Iterable[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    title: str,
+    image_root: str | Path | None = None,
+    thumb_px: int = 256,
+) -> Path:
+    """Writes the gallery page to `path` and returns it. Relative image paths resolve against
+    `image_root` (default: the current directory)."""
+    target = Path(path)
+    target.write_text(
+        gallery_html(rows, title=title, image_root=image_root, thumb_px=thumb_px), encoding="utf-8"
+    )
+    return target
+
+
+def gallery_html(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    title: str,
+    image_root: str | Path | None = None,
+    thumb_px: int = 256,
+) -> str:
+    """The gallery page as a string."""
+    thumbs = _Thumbnails(Path(image_root) if image_root is not None else None, thumb_px)
+    figures = [_figure(row, thumbs) for row in rows]
+    e = html.escape
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{e(title)}</title>",
+            f"<style>:root {{ --thumb: {int(thumb_px)}px; }}{_STYLE}</style>",
+            "</head><body>",
+            f"<h1>{e(title)}</h1>",
+            f'<p class="summary">{len(figures)} result{"" if len(figures) == 1 else "s"}</p>',
+            '<main class="grid">',
+            *figures,
+            "</main></body></html>",
+            "",
+        ]
+    )
+
+
+def _figure(row: Mapping[str, Any], thumbs: _Thumbnails) -> str:
+    e = html.escape
+    filename = str(row.get("filename") or "")
+    box = _box(row)
+    label = row.get("label")
+    data_uri, problem = thumbs.get(row.get("path"), box, label)
+    if data_uri is not None:
+        image = f'<img src="{data_uri}" alt="{e(filename)}" title="{e(str(row.get("path") or ""))}">'
+    else:
+        image = f'<div class="missing">{e(problem or "no image")}</div>'
+    meta = []
+    if row.get("id") is not None:
+        meta.append(f"id {e(str(row['id']))}")
+    if row.get("distance") is not None:
+        meta.append(f"distance {float(row['distance']):.4f}")
+    if label is not None:
+        meta.append(f"label {e(str(label))}")
+    counts = row.get("label_counts") or {}
+    labels = "".join(f"<span>{e(str(name))} {TIMES}{e(str(n))}</span>" for name, n in sorted(counts.items()))
+    kind = "shape" if box is not None or label is not None else "asset"
+    return (
+        f'<figure class="{kind}">{image}<figcaption>'
+        f'<div class="name">{e(filename)}</div>'
+        f'<div class="meta">{MIDDLE_DOT.join(meta)}</div>'
+        + (f'<div class="labels">{labels}</div>' if labels else "")
+        + "</figcaption></figure>"
+    )
+
+
+def _box(row: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    values = [row.get(key) for key in BOX_KEYS]
+    if any(v is None for v in values):
+        return None
+    x, y, w, h = (float(v) for v in values)  # type: ignore[arg-type]
+    return x, y, w, h
+
+
+def _label_colour(label: object) -> tuple[int, int, int]:
+    """A bright colour per label, the same on every page."""
+    digest = hashlib.sha1(str(label).encode()).digest()
+    r, g, b = colorsys.hsv_to_rgb(digest[0] / 255, 0.9, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+class _Thumbnails:
+    """Decodes each image once (shape rows often share one) and encodes each thumbnail."""
+
+    def __init__(self, root: Path | None, px: int) -> None:
+        self.root = root
+        self.px = px
+        self._decoded: dict[str, tuple[Image.Image, tuple[int, int]] | str] = {}
+
+    def get(
+        self, path: object, box: tuple[float, float, float, float] | None, label: object
+    ) -> tuple[str | None, str | None]:
+        """(data URI, None), or (None, why there is no picture)."""
+        if not path:
+            return None, "no image path"
+        decoded = self._decode(str(path))
+        if isinstance(decoded, str):
+            return None, decoded
+        thumb, (width, height) = decoded
+        thumb = thumb.copy()
+        if box is not None:
+            scale_x, scale_y = thumb.width / width, thumb.height / height
+            x, y, w, h = box
+            stroke = max(3, round(min(thumb.size) / 80))
+            ImageDraw.Draw(thumb).rectangle(
+                [
+                    x * scale_x,
+                    y * scale_y,
+                    max(x * scale_x, (x + w) * scale_x - 1),
+                    max(y * scale_y, (y + h) * scale_y - 1),
+                ],
+                outline=_label_colour(label),
+                width=stroke,
+            )
+        buffer = io.BytesIO()
+        thumb.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4 keeps thin boxes crisp
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), None
+
+    def _decode(self, path: str) -> tuple[Image.Image, tuple[int, int]] | str:
+        if path not in self._decoded:
+            self._decoded[path] = self._load(path)
+        return self._decoded[path]
+
+    def _load(self, path: str) -> tuple[Image.Image, tuple[int, int]] | str:
+        file = Path(path)
+        if not file.is_absolute() and self.root is not None:
+            file = self.root / file
+        try:
+            with Image.open(file) as image:
+                # Boxes are in the pixels of the upright image: its size before any reduced decode.
+                width, height = image.size
+                if image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):
+                    width, height = height, width
+                # JPEG decodes at a reduced scale straight away; a no-op for other formats.
+                image.draft("RGB", (self.px, self.px))
+                rgb = ImageOps.exif_transpose(image).convert("RGB")
+        except FileNotFoundError:
+            return "file not found"
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            return "unreadable image"
+        rgb.thumbnail((self.px, self.px))
+        return rgb, (width, height)
