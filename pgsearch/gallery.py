@@ -28,6 +28,7 @@ TIMES = "\u00d7"
 _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 16px; background: #f4f4f5; color: #18181b; }
 h1 { font-size: 20px; margin: 0 0 4px; }
+h2 { font-size: 16px; margin: 20px 0 4px; }
 p.summary { margin: 0 0 16px; color: #52525b; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(var(--thumb), 1fr)); gap: 12px; }
 figure { margin: 0; background: #fff; border-radius: 6px; box-shadow: 0 1px 3px #0002; overflow: hidden; }
@@ -68,9 +69,42 @@ def gallery_html(
     thumb_px: int = 256,
 ) -> str:
     """The gallery page as a string."""
+    return sections_html([(None, rows)], title=title, image_root=image_root, thumb_px=thumb_px)
+
+
+def write_gallery_sections(
+    sections: Iterable[tuple[str | None, Iterable[Mapping[str, Any]]]],
+    path: str | Path,
+    *,
+    title: str,
+    image_root: str | Path | None = None,
+    thumb_px: int = 256,
+) -> Path:
+    """Writes one page holding several result sets, each under its own heading."""
+    target = Path(path)
+    target.write_text(
+        sections_html(sections, title=title, image_root=image_root, thumb_px=thumb_px), encoding="utf-8"
+    )
+    return target
+
+
+def sections_html(
+    sections: Iterable[tuple[str | None, Iterable[Mapping[str, Any]]]],
+    *,
+    title: str,
+    image_root: str | Path | None = None,
+    thumb_px: int = 256,
+) -> str:
+    """A page of result sets; a section without a heading is a plain gallery."""
     thumbs = _Thumbnails(Path(image_root) if image_root is not None else None, thumb_px)
-    figures = [_figure(row, thumbs) for row in rows]
     e = html.escape
+    body: list[str] = []
+    for heading, rows in sections:
+        figures = [_figure(row, thumbs) for row in rows]
+        if heading is not None:
+            body.append(f"<h2>{e(heading)}</h2>")
+        body.append(f'<p class="summary">{len(figures)} result{"" if len(figures) == 1 else "s"}</p>')
+        body.extend(['<main class="grid">', *figures, "</main>"])
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -79,10 +113,8 @@ def gallery_html(
             f"<style>:root {{ --thumb: {int(thumb_px)}px; }}{_STYLE}</style>",
             "</head><body>",
             f"<h1>{e(title)}</h1>",
-            f'<p class="summary">{len(figures)} result{"" if len(figures) == 1 else "s"}</p>',
-            '<main class="grid">',
-            *figures,
-            "</main></body></html>",
+            *body,
+            "</body></html>",
             "",
         ]
     )
