@@ -4,17 +4,35 @@ attribute keys, latest projection runs, embedding spaces."""
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 from pgsearch.datasets import get_dataset
 from pgsearch.translator import Catalog, EmbeddingSpace
+
+# Above this many assets (or shapes) the keys are not collected: the scan would cost more than the
+# query it serves.
+KEY_SCAN_ROWS = 50_000
+
+
+def _keys(conn: psycopg.Connection, table: str, column: str, dataset_id: int) -> frozenset[str] | None:
+    """The distinct top-level keys of `column` (jsonb) over the dataset's rows of `table`, or
+    None when it has more than KEY_SCAN_ROWS rows (the keys seen would not be all the keys)."""
+    statement = sql.SQL(
+        "WITH sample AS (SELECT {column} AS doc FROM {table} WHERE dataset_id = %s LIMIT %s)"
+        " SELECT (SELECT count(*) FROM sample), ARRAY(SELECT DISTINCT jsonb_object_keys(doc) FROM sample)"
+    ).format(column=sql.Identifier(column), table=sql.Identifier("pgsearch", table))
+    found = conn.execute(statement, (dataset_id, KEY_SCAN_ROWS + 1)).fetchone()
+    assert found is not None
+    return None if found[0] > KEY_SCAN_ROWS else frozenset(found[1])
 
 
 def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -> Catalog:
     """The Catalog for `dataset` (NotFound, with suggestions, when there is no such dataset).
 
     keys=True reads the metadata and attribute keys in use, so a misspelt key is an error with
-    suggestions; it scans the dataset's rows, so callers on very large datasets may pass False
-    (every key is then accepted and a missing one simply matches nothing).
+    suggestions. Only datasets of up to KEY_SCAN_ROWS rows are read for them (a bounded scan on
+    every query); on larger ones, and with keys=False, every key is accepted and a missing one
+    simply matches nothing.
     """
     ds = get_dataset(conn, dataset)
     labels = frozenset(
@@ -23,20 +41,8 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
     metadata_keys: frozenset[str] | None = None
     attribute_keys: frozenset[str] | None = None
     if keys:
-        metadata_keys = frozenset(
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT jsonb_object_keys(metadata) FROM pgsearch.assets WHERE dataset_id = %s",
-                (ds.id,),
-            )
-        )
-        attribute_keys = frozenset(
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT jsonb_object_keys(attributes) FROM pgsearch.shapes WHERE dataset_id = %s",
-                (ds.id,),
-            )
-        )
+        metadata_keys = _keys(conn, "assets", "metadata", ds.id)
+        attribute_keys = _keys(conn, "shapes", "attributes", ds.id)
     runs: dict[str, int] = dict(
         conn.execute(
             "SELECT DISTINCT ON (target) target, id FROM pgsearch.projection_runs"
