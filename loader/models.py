@@ -404,6 +404,7 @@ def parse_spec(spec: str) -> ModelSpec:
             f"unknown model {spec!r}: expected openclip:ARCH[:PRETRAINED] (PRETRAINED: an open_clip tag, "
             "a weights file or 'random'), timm:NAME[:random|:FILE], or pixels"
         )
+    _require_models_extra(kind)
     if kind == "openclip" and rest.startswith("hf-hub:"):
         return ModelSpec("openclip", rest, "")
     arch, _, weights = rest.partition(":")
@@ -439,6 +440,19 @@ def parse_spec(spec: str) -> ModelSpec:
             f"tags: {', '.join(tags) if tags else 'none'}; or 'random'"
         )
     return ModelSpec("openclip", arch, weights)
+
+
+def _require_models_extra(kind: str) -> None:
+    """open_clip and timm models need torch, which the base install leaves out: say so plainly."""
+    import importlib.util
+
+    needed = ("torch", "torchvision", "open_clip") if kind == "openclip" else ("torch", "timm")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelUnavailable(
+            f"{kind} models need {', '.join(missing)}, which are not installed: "
+            "pip install 'pgsearch[models]' (or use --model pixels, which needs no weights)"
+        )
 
 
 def _register_tiny() -> None:
