@@ -80,7 +80,7 @@ def check_server(conn: psycopg.Connection, label: str) -> None:
     version = tuple(int(part) for part in row[0].split(".")[:2] if part.isdigit())
     if version < MIN_PGVECTOR:
         raise SchemaError(
-            f"{label} has pgvector {row[0]}; pgsearch needs 0.8 or later (ALTER EXTENSION vector UPDATE)"
+            f"{label} has pgvector {row[0]}; pgsearch needs 0.8 or later (upgrade the extension in that database)"
         )
 
 
