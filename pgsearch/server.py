@@ -144,7 +144,8 @@ class EmbeddedServer:
     def _prepare_home(self) -> None:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
-            probe = self.home / ".write-test"
+            # A name of this process's own: concurrent first runs probe the same directory.
+            probe = self.home / f".write-test-{os.getpid()}"
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
