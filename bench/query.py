@@ -41,7 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pgsearch import db as database  # noqa: E402
 from pgsearch import migrate  # noqa: E402
+from pgsearch.catalog import load_catalog  # noqa: E402
+from pgsearch.indexes import add_index, drop_index, list_indexes  # noqa: E402
 from pgsearch.search_settings import SEARCH_SETTINGS, apply_settings  # noqa: E402
+from pgsearch.translator import (  # noqa: E402
+    Catalog,
+    CompiledQuery,
+    EmbeddingSpace,
+    Similarity,
+    VectorSource,
+    compile_query,
+)
 
 DIM = 512
 DATASET = "bench"
@@ -225,71 +235,28 @@ def load(conn: psycopg.Connection, data: Data, m: int, ef_construction: int) -> 
 
 # -- queries ------------------------------------------------------------------------------------
 
-# Filters independent of the vectors. "groups" ones are GIN-indexable (assets_groups_idx);
-# "metadata" ones are expressions no index serves, as a range on user metadata compiles to.
-FILTERS: dict[str, tuple[str, Callable[[Data], np.ndarray]]] = {
-    "none": ("true", lambda d: np.ones(len(d.vectors), dtype=bool)),
-    "groups 10%": ("a.groups @> ARRAY['g10']", lambda d: np.array(["g10" in g for g in d.groups])),
-    "groups 1%": ("a.groups @> ARRAY['g1']", lambda d: np.array(["g1" in g for g in d.groups])),
-    "groups 0.1%": ("a.groups @> ARRAY['g01']", lambda d: np.array(["g01" in g for g in d.groups])),
-    "metadata 10%": ("(a.metadata ->> 'bucket')::int < 100", lambda d: d.bucket < 100),
-    "metadata 1%": ("(a.metadata ->> 'bucket')::int < 10", lambda d: d.bucket < 10),
-    "metadata 0.1%": ("(a.metadata ->> 'bucket')::int < 1", lambda d: d.bucket < 1),
+# Filters independent of the vectors, in the query language. "groups" ones are GIN-indexed
+# (assets_groups_idx) and the planner can estimate them; "metadata" ones are ranges on user
+# metadata, which no index serves unless `pgsearch index add metadata.bucket` made one (--metadata-index).
+FILTERS: dict[str, tuple[str | None, Callable[[Data], np.ndarray]]] = {
+    "none": (None, lambda d: np.ones(len(d.vectors), dtype=bool)),
+    "groups 10%": ('"g10" in groups', lambda d: np.array(["g10" in g for g in d.groups])),
+    "groups 1%": ('"g1" in groups', lambda d: np.array(["g1" in g for g in d.groups])),
+    "groups 0.1%": ('"g01" in groups', lambda d: np.array(["g01" in g for g in d.groups])),
+    "metadata 10%": ("metadata.bucket < 100", lambda d: d.bucket < 100),
+    "metadata 5%": ("metadata.bucket < 50", lambda d: d.bucket < 50),
+    "metadata 2%": ("metadata.bucket < 20", lambda d: d.bucket < 20),
+    "metadata 1%": ("metadata.bucket < 10", lambda d: d.bucket < 10),
+    "metadata 0.1%": ("metadata.bucket < 1", lambda d: d.bucket < 1),
 }
 
 METADATA_QUERIES = {
-    "status == to_fix (1%)": "a.status = 'to_fix'",
-    "'g01' in groups (0.1%)": "a.groups @> ARRAY['g01']",
-    "car > 2 (12%)": "coalesce((a.label_counts ->> 'car')::int, 0) > 2",
-    "car >= 1 and status == completed": "coalesce((a.label_counts ->> 'car')::int, 0) >= 1 AND a.status = 'completed'",
-    "metadata.bucket == 7 (0.1%)": "(a.metadata ->> 'bucket')::int = 7",
+    "status == to_fix (1%)": 'status == "to_fix"',
+    "'g01' in groups (0.1%)": '"g01" in groups',
+    "car > 2 (12%)": "car > 2",
+    "car >= 1 and status == completed": 'car >= 1 and status == "completed"',
+    "metadata.bucket == 7 (0.1%)": "metadata.bucket == 7",
 }
-
-
-def ann_then_exact(table: str, predicate: str) -> sql.Composed:
-    """The translator's shape: an index path in a CTE; when it comes up short, an exact path."""
-    return sql.SQL("""
-WITH ann AS MATERIALIZED (
-    SELECT a.id, a.filename, (e.embedding::halfvec(512) <=> %(q)s) AS distance
-      FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
-     WHERE a.dataset_id = %(d)s AND ({pred})
-     ORDER BY e.embedding::halfvec(512) <=> %(q)s
-     LIMIT %(k)s)
-SELECT * FROM (
-    SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %(k)s
-    UNION ALL
-    (SELECT a.id, a.filename, (e.embedding <=> %(q)s) AS distance
-       FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
-      WHERE a.dataset_id = %(d)s AND ({pred}) AND (SELECT count(*) FROM ann) < %(k)s
-      ORDER BY (e.embedding <=> %(q)s) + 0
-      LIMIT %(k)s)
-) AS hits ORDER BY distance LIMIT %(k)s""").format(table=sql.Identifier(table), pred=sql.SQL(predicate))
-
-
-def estimate_first(table: str, predicate: str, threshold: int) -> sql.Composed:
-    """An alternative: count matches up to `threshold` first (cheap: LIMIT stops early on a broad
-    filter, an index serves a narrow one); fewer than that means the exact path up front."""
-    return sql.SQL("""
-WITH few AS MATERIALIZED (
-    SELECT count(*) < {t} AS few FROM (
-        SELECT 1 FROM pgsearch.assets AS a WHERE a.dataset_id = %(d)s AND ({pred}) LIMIT {t}) AS s),
-ann AS MATERIALIZED (
-    SELECT a.id, a.filename, (e.embedding::halfvec(512) <=> %(q)s) AS distance
-      FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
-     WHERE a.dataset_id = %(d)s AND ({pred}) AND NOT (SELECT few FROM few)
-     ORDER BY e.embedding::halfvec(512) <=> %(q)s
-     LIMIT %(k)s)
-SELECT * FROM (
-    SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= %(k)s
-    UNION ALL
-    (SELECT a.id, a.filename, (e.embedding <=> %(q)s) AS distance
-       FROM pgsearch.{table} AS e JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = %(s)s
-      WHERE a.dataset_id = %(d)s AND ({pred}) AND (SELECT count(*) FROM ann) < %(k)s
-      ORDER BY (e.embedding <=> %(q)s) + 0
-      LIMIT %(k)s)
-) AS hits ORDER BY distance LIMIT %(k)s""").format(
-        table=sql.Identifier(table), pred=sql.SQL(predicate), t=sql.Literal(threshold)
-    )
 
 
 def exact_truth(data: Data, masks: dict[str, np.ndarray], k: int) -> dict[str, list[tuple[set[int], float]]]:
@@ -312,22 +279,37 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def compiled_for(catalog: Catalog, space: EmbeddingSpace, text: str | None, k: int) -> CompiledQuery:
+    """The translator's statement for one filter; the query vector is a parameter set per query."""
+    similarity = Similarity(space, VectorSource([1.0] + [0.0] * (space.dim - 1)))
+    return compile_query(text, catalog, similarity=similarity, limit=k)
+
+
+def route_of(conn: psycopg.Connection, compiled: CompiledQuery) -> str:
+    """Which path the statement's route sends this filter to: "exact" or "ann" (the index walk,
+    which still falls back to the exact path when it comes up short)."""
+    probe = compiled.route_statement()
+    row = conn.execute(probe, compiled.params).fetchone() if probe else None
+    return "exact" if row and row[0] else "ann"
+
+
+def params_for(compiled: CompiledQuery, q: np.ndarray) -> dict[str, object]:
+    return {**compiled.params, "query_vector": HalfVector(q.astype(np.float32)).to_text()}
+
+
 def run_similarity(
     conn: psycopg.Connection,
-    statement: sql.Composed,
-    dataset: int,
-    space: int,
+    compiled: CompiledQuery,
     data: Data,
     truth: list[tuple[set[int], float]],
     index_of: dict[int, int],
-    k: int,
     dist_of: Callable[[int, int], float],
 ) -> dict[str, float]:
     latencies, recalls, rows = [], [], []
     for qi, q in enumerate(data.queries):
-        params = {"q": HalfVector(q.astype(np.float32)), "d": dataset, "k": k, "s": space}
+        params = params_for(compiled, q)
         t0 = time.perf_counter()
-        got = conn.execute(statement, params, prepare=False).fetchall()
+        got = conn.execute(compiled.sql, params, prepare=False).fetchall()
         latencies.append((time.perf_counter() - t0) * 1000)
         expected, kth = truth[qi]
         hits = sum(1 for r in got if index_of[r[0]] in expected or dist_of(qi, index_of[r[0]]) <= kth + 1e-5)
@@ -390,20 +372,13 @@ def main() -> None:
         help="hnsw.max_scan_tuples values to sweep (default: the recommended setting only)",
     )
     parser.add_argument(
-        "--estimate-threshold",
-        type=int,
-        nargs="*",
-        default=[],
-        help="also measure the estimate-first shape with these thresholds",
-    )
-    parser.add_argument(
         "--home", type=Path, help="PGSEARCH_HOME of the embedded server (default: a temp dir)"
     )
     parser.add_argument("--dsn", help="use this server instead of an embedded one")
     parser.add_argument(
         "--metadata-index",
         action="store_true",
-        help="index (metadata ->> 'bucket')::int, the expression of the metadata filters",
+        help="`pgsearch index add metadata.bucket` before the queries (default: drop that index)",
     )
     parser.add_argument("--reuse", action="store_true", help="skip the load when the dataset is there")
     parser.add_argument("--only", nargs="*", help="filters to run (names as printed)")
@@ -449,15 +424,19 @@ def main() -> None:
             conn.execute("UPDATE pgsearch.datasets SET description = %s WHERE name = %s", (recipe, DATASET))
             conn.commit()
             print(f"loaded: {info}", flush=True)
-        # An expression index gives the planner statistics for the metadata filters too (it
-        # cannot estimate (metadata ->> 'bucket')::int < 10 otherwise) and the exact path an index.
-        if args.metadata_index:
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS bench_bucket_idx ON pgsearch.assets (((metadata ->> 'bucket')::int))"
-            )
-            conn.execute("ANALYZE pgsearch.assets")
-        else:
-            conn.execute("DROP INDEX IF EXISTS pgsearch.bench_bucket_idx")
+        # The query language knows label names from the labels table (the bench writes counts only).
+        conn.execute(
+            "INSERT INTO pgsearch.labels (dataset_id, name) SELECT id, 'car' FROM pgsearch.datasets"
+            " WHERE name = %s ON CONFLICT DO NOTHING",
+            (DATASET,),
+        )
+        # `pgsearch index add metadata.bucket` gives the planner statistics for the metadata filters
+        # (it cannot estimate a range on a jsonb value otherwise) and the exact path an index.
+        indexed = any(i.field == "metadata.bucket" for i in list_indexes(conn))
+        if args.metadata_index and not indexed:
+            add_index(conn, "metadata.bucket", "number")
+        elif indexed and not args.metadata_index:
+            drop_index(conn, "metadata.bucket")
         conn.commit()
         dataset, table, space = conn.execute(
             "SELECT d.id, s.table_name, s.id FROM pgsearch.datasets d JOIN pgsearch.embedding_spaces s"
@@ -492,6 +471,8 @@ def main() -> None:
         def dist_of(qi: int, i: int) -> float:
             return float(1.0 - xf[i] @ qf[qi] / (xn[i] * qn[qi]))
 
+        catalog = load_catalog(conn, DATASET, keys=False)
+        space_info = next(sp for sp in catalog.spaces if sp.id == space)
         settings = dict(SEARCH_SETTINGS)
         sweeps = [
             (ef, mst)
@@ -499,50 +480,35 @@ def main() -> None:
             for mst in args.max_scan_tuples or [int(settings["hnsw.max_scan_tuples"])]
         ]
         results = []
-        shapes: list[tuple[str, Callable[[str], sql.Composed]]] = [
-            ("ann+exact", lambda pred: ann_then_exact(table, pred))
-        ]
-        for t in args.estimate_threshold:
-            shapes.append((f"estimate<{t}", lambda pred, t=t: estimate_first(table, pred, t)))
         for ef, mst in sweeps:
             settings["hnsw.ef_search"], settings["hnsw.max_scan_tuples"] = str(ef), str(mst)
             apply_settings(conn, settings)
-            for shape_name, shape in shapes:
-                for name, (pred, _) in filters.items():
-                    statement = shape(pred)
-                    # Warm: the first configuration reads the index and tables into the caches.
-                    for q in data.queries if (ef, mst) == sweeps[0] else data.queries[:3]:
-                        conn.execute(
-                            statement,
-                            {"q": HalfVector(q.astype(np.float32)), "d": dataset, "k": args.k, "s": space},
-                            prepare=False,
-                        ).fetchall()
-                    r = run_similarity(
-                        conn, statement, dataset, space, data, truth[name], index_of, args.k, dist_of
-                    )
-                    r.update(shape=shape_name, filter=name, ef_search=ef, max_scan_tuples=mst)
-                    r.update(matching=int(masks[name].sum()))
-                    results.append(r)
-                    print(
-                        f"  {shape_name:13} ef={ef:<4} mst={mst:<6} {name:14} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms"
-                        f"  recall {r['recall']:.3f} (min {r['min_recall']:.2f})  rows {r['rows']:.0f}"
-                        f" (min {r['min_rows']})",
-                        flush=True,
-                    )
+            for name, (text, _) in filters.items():
+                compiled = compiled_for(catalog, space_info, text, args.k)
+                # Warm: the first configuration reads the index and tables into the caches.
+                for q in data.queries if (ef, mst) == sweeps[0] else data.queries[:3]:
+                    conn.execute(compiled.sql, params_for(compiled, q), prepare=False).fetchall()
+                r = run_similarity(conn, compiled, data, truth[name], index_of, dist_of)
+                r.update(filter=name, ef_search=ef, max_scan_tuples=mst, path=route_of(conn, compiled))
+                r.update(matching=int(masks[name].sum()))
+                results.append(r)
+                print(
+                    f"  ef={ef:<4} mst={mst:<6} {name:14} {r['path']:6} p50 {r['p50_ms']:7.1f} ms"
+                    f"  p95 {r['p95_ms']:7.1f} ms  recall {r['recall']:.3f} (min {r['min_recall']:.2f})"
+                    f"  rows {r['rows']:.0f} (min {r['min_rows']})",
+                    flush=True,
+                )
             conn.rollback()
 
         meta_results = []
         apply_settings(conn, dict(SEARCH_SETTINGS))
-        for name, pred in METADATA_QUERIES.items():
-            statement = sql.SQL(
-                "SELECT a.id, a.filename FROM pgsearch.assets AS a WHERE a.dataset_id = %(d)s"
-                " AND ({}) ORDER BY a.id LIMIT 100"
-            ).format(sql.SQL(pred))
-            conn.execute(statement, {"d": dataset}).fetchall()
+        for name, text in METADATA_QUERIES.items():
+            compiled = compile_query(text, catalog, limit=100)
+            conn.execute(compiled.sql, compiled.params).fetchall()
             lat, rows = [], 0
             for _ in range(30):
                 t0 = time.perf_counter()
-                rows = len(conn.execute(statement, {"d": dataset}, prepare=False).fetchall())
+                rows = len(conn.execute(compiled.sql, compiled.params, prepare=False).fetchall())
                 lat.append((time.perf_counter() - t0) * 1000)
             meta_results.append((name, statistics.median(lat), percentile(lat, 95), rows))
 
@@ -568,12 +534,12 @@ def main() -> None:
         )
         print("settings:", " ".join(f"{k}={v}" for k, v in SEARCH_SETTINGS.items()))
         print(
-            f"{'shape':14} {'ef':>4} {'max_scan':>8} {'filter':15} {'matching':>9} {'p50 ms':>8} {'p95 ms':>8} {'recall':>7}"
+            f"{'ef':>4} {'max_scan':>8} {'filter':15} {'path':6} {'matching':>9} {'p50 ms':>8} {'p95 ms':>8} {'recall':>7}"
             f" {'min rec':>7} {'rows':>6} {'min rows':>8}"
         )
         for r in results:
             print(
-                f"{r['shape']:14} {r['ef_search']:>4} {r['max_scan_tuples']:>8} {r['filter']:15} {r['matching']:>9} {r['p50_ms']:>8.1f}"
+                f"{r['ef_search']:>4} {r['max_scan_tuples']:>8} {r['filter']:15} {r['path']:6} {r['matching']:>9} {r['p50_ms']:>8.1f}"
                 f" {r['p95_ms']:>8.1f} {r['recall']:>7.3f} {r['min_recall']:>7.2f} {r['rows']:>6.0f}"
                 f" {r['min_rows']:>8}"
             )

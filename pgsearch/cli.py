@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "load": "pgsearch.commands.load:load",
     "status": "pgsearch.commands.status:status",
     "embed": "pgsearch.commands.embed:embed",
+    "index": "pgsearch.commands.index:index",
     "translate": "pgsearch.commands.translate:translate",
     "query": "pgsearch.commands.query:query",
     "demo": "pgsearch.commands.demo:demo",

@@ -2,38 +2,19 @@
 
 pgvector's defaults answer a filtered `ORDER BY distance LIMIT k` with fewer than k rows, silently
 (ef_search 40 and no iterative scan: about 4 rows of 100 under a 10% filter). These settings, with
-the statement shape below, give exactly k rows; bench/query.py measures them and bench/README.md
-has the numbers (1,000,000 x 512-d halfvec, m 16, 2 cores).
-
-The statement shape they are chosen for (one statement, exactly k rows whenever k match):
-
-    WITH ann AS MATERIALIZED (                    -- index path
-        SELECT a.id, ..., (e.embedding::halfvec(512) <=> $q) AS distance
-          FROM pgsearch.asset_embeddings_<space> AS e
-          JOIN pgsearch.assets AS a ON a.id = e.asset_id AND e.space_id = $space
-         WHERE a.dataset_id = $d AND <filter>
-         ORDER BY e.embedding::halfvec(512) <=> $q      -- the indexed expression, verbatim
-         LIMIT $k)
-    SELECT * FROM (
-        SELECT * FROM ann WHERE (SELECT count(*) FROM ann) >= $k
-        UNION ALL
-        (SELECT ..., (e.embedding <=> $q) AS distance  -- exact path: no cast, the index cannot serve it
-           FROM ... same joins ... WHERE <same filter> AND (SELECT count(*) FROM ann) < $k
-          ORDER BY (e.embedding <=> $q) + 0 LIMIT $k)
-    ) AS hits ORDER BY distance LIMIT $k
+the statement shape of translator/statement.py (a sampled route, an HNSW path in a CTE and an
+exact path that runs when the route or a short walk asks for it), give exactly k rows quickly;
+bench/query.py measures them and bench/README.md has the numbers (1,000,000 x 512-d halfvec,
+m 16, ef_construction 128, 2 cores).
 
 - The partition's primary key leads with the item id, so each exact-path lookup from a filtered
-  asset is one index descent. (The benchmark ran on the earlier (space_id, asset_id) key with
-  `e.space_id = $space` in the join; without that condition PostgreSQL 18 needed a skip scan, three
-  descents per asset, and 15-17 would scan the whole key. The condition is harmless either way.)
-- The `count(*) < $k` conditions are one-time filters: the exact branch only runs when the index
-  path came up short (a narrow filter after max_scan_tuples, or fewer than k items).
-- The planner still picks the plan inside `ann`: for a narrow filter it can estimate (status =,
-  groups @>, label_counts ?) it sorts the filtered rows exactly, which is right; predicates it
-  cannot estimate ((metadata ->> 'key')::numeric < x) get a default selectivity, so it walks the
-  graph. Filters the planner can estimate and an index can serve are what keep this fast.
-- `-$q` (the negated vector) in both ORDER BYs gives "least similar" through the same index; report
-  `e.embedding <=> $q` as the distance.
+  asset is one index descent.
+- The planner still picks the plan inside each path: with a filter it can estimate (status =,
+  groups @>, label_counts, an indexed metadata field: `pgsearch index add`) and an index serves,
+  the exact path reads only the matching rows. A range on an unindexed metadata field cannot be
+  estimated or served: the exact path then reads the whole assets table.
+- `-$q` (the negated vector) in the walk's ORDER BY gives "least similar" through the same index;
+  the reported distance is `e.embedding <=> $q`.
 """
 
 from __future__ import annotations

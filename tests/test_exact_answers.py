@@ -128,3 +128,39 @@ def test_unfiltered_similarity_uses_the_hnsw_index(big_dataset) -> None:  # type
     with pgsearch.connect(dsn) as client:
         plan = client.explain(SearchRequest(dataset="big", vector=q.tolist(), limit=10), analyze=True)
     assert "Index Scan using asset_embeddings_" in plan and "_hnsw" in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("query", "exact"),
+    [("metadata.bucket < 10", True), ("metadata.bucket == 7", True), ("metadata.bucket >= 0", False)],
+    ids=["1%", "0.1%", "100%"],
+)
+def test_route_sends_narrow_filters_to_the_exact_path(big_dataset, query, exact) -> None:  # type: ignore[no-untyped-def]
+    """The statement's page sample estimates the matching rows: a narrow filter skips the graph
+    walk (which would visit ~k / selectivity rows), a broad one takes it."""
+    from pgsearch.api import SearchRequest
+
+    dsn, *_ = big_dataset
+    q = _clustered(np.random.default_rng(11), 1)[0]
+    with pgsearch.connect(dsn) as client:
+        compiled = client.compile(SearchRequest(dataset="big", query=query, vector=q.tolist(), limit=K))
+        probe = compiled.route_statement()
+        assert probe is not None
+        assert client.conn.execute(probe, compiled.params).fetchone() == (exact,)
+        plan = client.explain(
+            SearchRequest(dataset="big", query=query, vector=q.tolist(), limit=K), analyze=True
+        )
+    # ann's plan under the route's one-time filter: never executed when routed to the exact path
+    lines = plan.splitlines()
+    gate = next(i for i, line in enumerate(lines) if "One-Time Filter: (NOT" in line)
+    walk = next(line for line in lines[gate + 1 :] if "->" in line)
+    assert ("never executed" in walk) == exact, plan
+
+
+def test_unfiltered_similarity_has_no_route(big_dataset) -> None:  # type: ignore[no-untyped-def]
+    from pgsearch.api import SearchRequest
+
+    dsn, *_ = big_dataset
+    with pgsearch.connect(dsn) as client:
+        compiled = client.compile(SearchRequest(dataset="big", vector=[1.0] + [0.0] * (DIM - 1), limit=K))
+    assert compiled.route_statement() is None

@@ -15,7 +15,7 @@ from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, Vect
 from .dialect import PG_DIALECT
 from .errors import QueryLimitError, QueryTypeError
 from .fields import ASSET_POINT, SHAPE_POINT
-from .generate import Params, PredicateGenerator
+from .generate import Params, PredicateGenerator, where_clause
 from .parse import parse
 from .resolve import Resolver
 from .statement import StatementBuilder, column_names
@@ -40,6 +40,17 @@ class CompiledQuery:
     params: dict[str, Any]
     columns: tuple[str, ...]
     statement: exp.Expr = field(repr=False, compare=False)
+
+    def route_statement(self) -> str | None:
+        """A statement (same params) whose one value says whether this similarity search takes
+        the exact path up front (see statement.py); None when it has no route to take (no
+        filter, or no similarity ordering)."""
+        with_ = self.statement.args.get("with_")
+        ctes = {cte.alias: cte.this for cte in with_.expressions} if with_ else {}
+        if "route" not in ctes:
+            return None
+        probe = exp.select("exact").from_("route").with_("route", ctes["route"].copy())
+        return PG_DIALECT.generate(probe, copy=False)
 
     def inline(self) -> str:
         tree = self.statement.copy()
@@ -76,7 +87,7 @@ def compile_query(
         check_allowed(text, tree)
         tree = Resolver(text, catalog, target).resolve(tree)
         tree = TypeChecker(text).check(tree)
-        predicate = generator.condition(tree)
+        predicate = where_clause(generator.condition(tree))
     builder = StatementBuilder(catalog, target, params)
     if similarity is None:
         statement = builder.plain(predicate, generator.joined_points, limit, offset)

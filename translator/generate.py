@@ -86,6 +86,20 @@ def coalesce_false(e: exp.Expr) -> exp.Expr:
     return exp.Coalesce(this=e, expressions=[exp.false()])
 
 
+def where_clause(e: exp.Expr) -> exp.Expr:
+    """`e` as a WHERE clause: COALESCE(c, FALSE) becomes c wherever NULL and FALSE already
+    mean the same (under AND and OR, not under NOT), so a comparison stays `expression op value`,
+    which an index on the expression serves and its statistics estimate."""
+    if isinstance(e, exp.Coalesce) and len(e.expressions) == 1 and e.expressions[0] == exp.false():
+        return where_clause(e.this)
+    if isinstance(e, (exp.And, exp.Or)):
+        e.set("this", where_clause(e.this))
+        e.set("expression", where_clause(e.expression))
+    elif isinstance(e, exp.Paren):
+        e.set("this", where_clause(e.this))
+    return e
+
+
 class PredicateGenerator:
     """`runs` maps the projection-point aliases (pa, ps) to the latest run id, or None when the
     dataset has no such run (cluster, x, y are then missing)."""
@@ -212,6 +226,10 @@ class PredicateGenerator:
             self.joined_points.add(alias)
         column = col(alias, f.column)
         return cast(column, "numeric") if f.float8 else column
+
+    def json_value(self, node: JsonRef, kind: Kind) -> exp.Expr:
+        """The jsonb value as `kind`, NULL when missing or of another kind."""
+        return self._json(node, kind)
 
     def _json(self, node: JsonRef, kind: Kind) -> exp.Expr:
         alias, column = {**ASSET_JSON, **SHAPE_JSON}[node.this]

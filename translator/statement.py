@@ -249,7 +249,9 @@ class StatementBuilder:
     def _route(self, predicate: exp.Expr, points: set[str], needed: set[str]) -> exp.Select:
         """One row, one column `exact`: whether the filter is narrow enough for the exact path,
         from a page sample of the rows' table (the same pages every time: REPEATABLE)."""
-        relation = cast(self.params.named("sample_table", f"{self.catalog.schema}.{self._base()}"), "regclass")
+        relation = cast(
+            self.params.named("sample_table", f"{self.catalog.schema}.{self._base()}"), "regclass"
+        )
         pg_class = exp.Table(this=exp.to_identifier("pg_class"), db=exp.to_identifier("pg_catalog"))
         reltuples = _select([exp.column("reltuples")]).from_(pg_class, copy=False)
         reltuples = _scalar(reltuples.where(_eq(exp.column("oid"), relation), copy=False))
@@ -270,8 +272,12 @@ class StatementBuilder:
         rows = exp.Count(this=exp.Star())
         counts = _select(
             [
-                exp.alias_(exp.Filter(this=rows.copy(), expression=exp.Where(this=self._where(predicate))), "hits"),
-                exp.alias_(exp.Filter(this=rows.copy(), expression=exp.Where(this=self._where(None))), "scoped"),
+                exp.alias_(
+                    exp.Filter(this=rows.copy(), expression=exp.Where(this=self._where(predicate))), "hits"
+                ),
+                exp.alias_(
+                    exp.Filter(this=rows.copy(), expression=exp.Where(this=self._where(None))), "scoped"
+                ),
                 exp.alias_(rows, "seen"),
                 exp.alias_(reltuples, "tuples"),
             ]

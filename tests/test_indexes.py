@@ -1,0 +1,106 @@
+"""`pgsearch index`: indexes on metadata / attributes fields that the translator's filters use."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from pgsearch.catalog import load_catalog
+from pgsearch.cli import cli
+from pgsearch.errors import NotFound
+from pgsearch.indexes import FieldIndexError, add_index, drop_index, list_indexes
+from pgsearch.translator import compile_query
+
+N = 3000
+
+
+def _fill(conn: psycopg.Connection) -> int:
+    dataset = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('m') RETURNING id").fetchone()[0]
+    with conn.cursor().copy("COPY pgsearch.assets (dataset_id, filename, metadata) FROM STDIN") as copy:
+        for i in range(N):
+            meta: dict[str, object] = {"bucket": i % 1000, "camera": f"cam{i % 7}", "nested": {"iso": i % 50}}
+            if i % 100 == 0:
+                meta["bucket"] = "unknown"  # a string among numbers: the kind is still "number"
+            copy.write_row((dataset, f"{i:05d}.jpg", json.dumps(meta)))
+    conn.commit()
+    return int(dataset)
+
+
+def _ids(conn: psycopg.Connection, text: str) -> list[int]:
+    compiled = compile_query(text, load_catalog(conn, "m"), limit=N)
+    return [r[0] for r in conn.execute(compiled.sql, compiled.params)]
+
+
+def _plan(conn: psycopg.Connection, text: str) -> str:
+    compiled = compile_query(text, load_catalog(conn, "m"), limit=10)
+    # A small table: without these the planner may rightly walk the primary key instead.
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET enable_indexscan = off")
+    return "\n".join(r[0] for r in conn.execute("EXPLAIN " + compiled.sql, compiled.params))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["metadata.bucket == 7", "metadata.bucket < 3", 'metadata.camera == "cam3" and metadata.bucket > 990'],
+)
+def test_index_serves_the_filter_and_changes_no_answer(conn, query) -> None:  # type: ignore[no-untyped-def]
+    _fill(conn)
+    before = _ids(conn, query)
+    made = add_index(conn, "metadata.bucket")
+    assert (made.field, made.kind, made.table) == ("metadata.bucket", "number", "assets")
+    plan = _plan(conn, query)
+    assert made.name in plan, plan
+    assert _ids(conn, query) == before
+
+
+def test_kinds_are_guessed_listed_and_dropped(conn) -> None:  # type: ignore[no-untyped-def]
+    _fill(conn)
+    assert add_index(conn, "metadata.camera").kind == "string"
+    assert add_index(conn, "metadata.nested.iso").kind == "number"
+    assert add_index(conn, "metadata.bucket", "string").kind == "string"  # as asked
+    listed = {(i.field, i.kind) for i in list_indexes(conn)}
+    assert listed == {
+        ("metadata.camera", "string"),
+        ("metadata.nested.iso", "number"),
+        ("metadata.bucket", "string"),
+    }
+    assert [i for i in list_indexes(conn) if i.field == "metadata.nested.iso"][0].name in _plan(
+        conn, "metadata.nested.iso >= 49"
+    )
+    again = add_index(conn, "metadata.camera")  # idempotent
+    assert len(list_indexes(conn)) == 3 and again.kind == "string"
+    assert [i.field for i in drop_index(conn, "metadata.camera")] == ["metadata.camera"]
+    assert {i.field for i in list_indexes(conn)} == {"metadata.nested.iso", "metadata.bucket"}
+
+
+def test_bad_fields_say_what_is_wrong(conn) -> None:  # type: ignore[no-untyped-def]
+    _fill(conn)
+    with pytest.raises(FieldIndexError, match="not a metadata.KEY or attributes.KEY"):
+        add_index(conn, "width")
+    with pytest.raises(FieldIndexError, match="cannot index"):
+        add_index(conn, "metadata.bucket <")
+    with pytest.raises(NotFound, match="no row has"):
+        add_index(conn, "metadata.nowhere")
+    with pytest.raises(NotFound, match="indexed fields: none"):
+        drop_index(conn, "metadata.bucket")
+    assert list_indexes(conn) == []
+
+
+def test_cli_add_list_drop(dsn) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(dsn) as c:
+        _fill(c)
+    runner = CliRunner()
+    added = runner.invoke(cli, ["index", "add", "metadata.bucket", "metadata.camera"])
+    assert added.exit_code == 0, added.output
+    assert "metadata.bucket (number)" in added.stdout and "metadata.camera (string)" in added.stdout
+    listed = runner.invoke(cli, ["index", "list"])
+    assert listed.exit_code == 0 and listed.stdout.count("metadata.") == 2
+    bad = runner.invoke(cli, ["index", "add", "metadata.nowhere"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and "metadata.nowhere" in bad.output
+    dropped = runner.invoke(cli, ["index", "drop", "metadata.bucket", "--as", "number"])
+    assert dropped.exit_code == 0 and "dropped" in dropped.stdout
+    missing = runner.invoke(cli, ["index", "drop", "metadata.bucket"])
+    assert missing.exit_code == 1 and "indexed fields: metadata.camera" in missing.output
