@@ -71,7 +71,7 @@ def guess_kind(conn: psycopg.Connection, field: str) -> str:
             f"no row has a number, string or boolean at {any_field.field}; "
             "check the name, or name the kind with --as to index it before loading"
         )
-    return best[0]
+    return str(best[0])
 
 
 def index_name(field: IndexableField) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from .allow import check_allowed
-from .catalog import Catalog
+from .catalog import Catalog, Target
 from .dialect import PG_DIALECT
 from .errors import QueryTypeError
 from .generate import Params, PredicateGenerator
@@ -42,7 +42,7 @@ def indexable_field(field: str, kind: str) -> IndexableField:
         raise QueryTypeError(f"an index compares values as one of {', '.join(INDEXABLE_KINDS)}, not {kind!r}")
     tree = parse(field)
     check_allowed(field, tree)
-    target = "shape" if field.strip().lower().startswith("attributes") else "asset"
+    target: Target = "shape" if field.strip().lower().startswith("attributes") else "asset"
     node = Resolver(field, Catalog(dataset_id=0), target).resolve(tree)
     if not isinstance(node, JsonRef):
         raise QueryTypeError(

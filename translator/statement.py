@@ -253,8 +253,11 @@ class StatementBuilder:
             self.params.named("sample_table", f"{self.catalog.schema}.{self._base()}"), "regclass"
         )
         pg_class = exp.Table(this=exp.to_identifier("pg_class"), db=exp.to_identifier("pg_catalog"))
-        reltuples = _select([exp.column("reltuples")]).from_(pg_class, copy=False)
-        reltuples = _scalar(reltuples.where(_eq(exp.column("oid"), relation), copy=False))
+        reltuples = _scalar(
+            _select([exp.column("reltuples")])
+            .from_(pg_class, copy=False)
+            .where(_eq(exp.column("oid"), relation), copy=False)
+        )
         # reltuples is -1 before the first ANALYZE: the sample is then the whole table.
         share_of_table = exp.Div(
             this=exp.Mul(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from pgsearch.options import dsn_option
 
 KINDS = ("number", "string", "boolean")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -26,7 +30,7 @@ def index() -> None:
     """
 
 
-def _kind_option(func):  # type: ignore[no-untyped-def]
+def _kind_option(func: F) -> F:
     return click.option(
         "--as",
         "kind",
