@@ -43,6 +43,8 @@ class FieldIndex:
 
 
 def field_for(field: str, kind: str) -> IndexableField:
+    if not field.strip():
+        raise FieldIndexError("name a field to index: metadata.KEY (assets) or attributes.KEY (shapes)")
     try:
         return indexable_field(field, kind)
     except QueryError as exc:

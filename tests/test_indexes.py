@@ -80,6 +80,8 @@ def test_bad_fields_say_what_is_wrong(conn) -> None:  # type: ignore[no-untyped-
     _fill(conn)
     with pytest.raises(FieldIndexError, match="not a metadata.KEY or attributes.KEY"):
         add_index(conn, "width")
+    with pytest.raises(FieldIndexError, match="name a field"):
+        add_index(conn, "  ")
     with pytest.raises(FieldIndexError, match="cannot index"):
         add_index(conn, "metadata.bucket <")
     with pytest.raises(NotFound, match="no row has"):
