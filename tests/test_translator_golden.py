@@ -36,6 +36,10 @@ ASSET_SPACE = EmbeddingSpace(
 SHAPE_SPACE = EmbeddingSpace(
     id=8, model="openclip:ViT-B-16", target="shape", dim=4, table="shape_embeddings_8"
 )
+# 512 dimensions: the exact path pre-ranks by sketch (translator/statement.py SKETCH_MIN_DIM).
+WIDE_SPACE = EmbeddingSpace(
+    id=9, model="openclip:ViT-B-32", target="asset", dim=512, table="asset_embeddings_9"
+)
 CATALOG = Catalog(
     dataset_id=42,
     dataset_name="zoo",
@@ -44,7 +48,7 @@ CATALOG = Catalog(
     attribute_keys=frozenset({"occluded", "score"}),
     asset_run=3,
     shape_run=None,
-    spaces=(ASSET_SPACE, SHAPE_SPACE),
+    spaces=(ASSET_SPACE, SHAPE_SPACE, WIDE_SPACE),
 )
 
 SIMILARITIES: dict[str, Similarity] = {
@@ -53,6 +57,8 @@ SIMILARITIES: dict[str, Similarity] = {
     "filename": Similarity(ASSET_SPACE, AssetSource(filename="IMG_0042.jpg")),
     "dissimilar_filename": Similarity(ASSET_SPACE, AssetSource(filename="IMG_0042.jpg"), dissimilar=True),
     "dissimilar_vector": Similarity(ASSET_SPACE, VectorSource([1.0, 0.0, 0.0, 0.0]), dissimilar=True),
+    "wide": Similarity(WIDE_SPACE, AssetSource(filename="IMG_0042.jpg")),
+    "dissimilar_wide": Similarity(WIDE_SPACE, AssetSource(asset_id=11), dissimilar=True),
     "shape": Similarity(SHAPE_SPACE, ShapeSource(shape_id=5)),
     "dissimilar_shape": Similarity(SHAPE_SPACE, ShapeSource(shape_id=5), dissimilar=True),
 }
@@ -123,6 +129,9 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         (None, {"similarity": "dissimilar_vector"}),
         ('label == "person"', {"target": "shape", "similarity": "shape"}),
         (None, {"target": "shape", "similarity": "dissimilar_shape"}),
+        ('"dataset2" in groups and squirrel >= 1', {"similarity": "wide"}),
+        ("status == 'review'", {"similarity": "dissimilar_wide", "limit": 200}),
+        (None, {"similarity": "wide", "limit": 5}),
     ],
     "errors": [
         ("", {}),

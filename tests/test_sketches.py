@@ -1,0 +1,210 @@
+"""Asset sketches (sql/sketches.sql): the triggers keep assets.sketches[space] equal to the sign
+bits of (vector - the space's centre) through COPY into a partition, INSERT through the parent,
+UPDATE and DELETE; refresh_asset_sketches repairs writes that bypassed them; a database migrated
+from 0002 gets its existing vectors sketched. And the exact path that pre-ranks by sketch: exactly
+k rows, recall >= 0.95 against numpy, exact answers when the space has no centre."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector import HalfVector
+
+from pgsearch import db as database
+from pgsearch import migrate
+from pgsearch.translator import Catalog, EmbeddingSpace, Similarity, VectorSource, compile_query
+from pgsearch.translator.statement import SKETCH_MIN_DIM
+
+
+def _space(conn: psycopg.Connection, dim: int, n: int) -> tuple[int, int, str, list[int]]:
+    """A dataset with n assets (width 1..n) and an empty asset space of `dim` dimensions."""
+    dataset = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('sk') RETURNING id").fetchone()[0]
+    with conn.cursor().copy("COPY pgsearch.assets (dataset_id, filename, width) FROM STDIN") as copy:
+        for i in range(n):
+            copy.write_row((dataset, f"s{i:05d}.jpg", i + 1))
+    ids = [
+        r[0]
+        for r in conn.execute("SELECT id FROM pgsearch.assets WHERE dataset_id = %s ORDER BY id", (dataset,))
+    ]
+    model = conn.execute(
+        "INSERT INTO pgsearch.embedding_models (name, dim) VALUES ('sk', %s) RETURNING id", (dim,)
+    ).fetchone()[0]
+    space = conn.execute(
+        "SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (dataset, model)
+    ).fetchone()[0]
+    table = conn.execute(
+        "SELECT table_name FROM pgsearch.embedding_spaces WHERE id = %s", (space,)
+    ).fetchone()[0]
+    return dataset, space, table, ids
+
+
+def _copy(conn: psycopg.Connection, table: str, space: int, ids: list[int], vectors: np.ndarray) -> None:
+    """Binary COPY straight into the partition, as the loader writes."""
+    with conn.cursor().copy(
+        f"COPY pgsearch.{table} (space_id, asset_id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int8", "halfvec"])
+        for asset_id, vector in zip(ids, vectors, strict=True):
+            copy.write_row((space, asset_id, HalfVector(vector)))
+
+
+def _bits(vectors: np.ndarray, centre: np.ndarray) -> list[str]:
+    """What binary_quantize(v - centre) gives, as '0101...' strings (in half precision, as stored)."""
+    diff = vectors.astype(np.float16).astype(np.float32) - centre.astype(np.float32)
+    return ["".join("1" if x > 0 else "0" for x in row) for row in diff]
+
+
+def _sketches(conn: psycopg.Connection, space: int, ids: list[int]) -> list[str | None]:
+    rows = dict(
+        conn.execute(
+            "SELECT id, sketches[%s]::text FROM pgsearch.assets WHERE id = ANY(%s)", (space, ids)
+        ).fetchall()
+    )
+    return [rows[i] for i in ids]
+
+
+def _centre(conn: psycopg.Connection, space: int) -> np.ndarray | None:
+    value = conn.execute(
+        "SELECT sketch_center::text FROM pgsearch.embedding_spaces WHERE id = %s", (space,)
+    ).fetchone()[0]
+    return None if value is None else np.array([float(x) for x in value.strip("[]").split(",")])
+
+
+def test_triggers_keep_sketches(conn: psycopg.Connection) -> None:
+    rng = np.random.default_rng(1)
+    _, space, table, ids = _space(conn, 12, 6)
+    first = rng.normal(size=(4, 12)).astype(np.float32) + 0.5
+
+    _copy(conn, table, space, ids[:4], first)
+    centre = _centre(conn, space)
+    assert centre is not None
+    # The centre is the first batch's mean, in half precision.
+    assert np.allclose(centre, first.astype(np.float16).astype(np.float32).mean(axis=0), atol=2e-3)
+    assert _sketches(conn, space, ids[:4]) == _bits(first, centre)
+    assert _sketches(conn, space, ids[4:]) == [None, None]
+
+    # Through the parent table; the centre stays what it was.
+    later = rng.normal(size=(2, 12)).astype(np.float32)
+    for asset_id, vector in zip(ids[4:], later, strict=True):
+        conn.execute(
+            "INSERT INTO pgsearch.asset_embeddings (space_id, asset_id, embedding) VALUES (%s, %s, %s)",
+            (space, asset_id, HalfVector(vector)),
+        )
+    assert np.array_equal(_centre(conn, space), centre)
+    assert _sketches(conn, space, ids[4:]) == _bits(later, centre)
+
+    # A re-embedded asset gets the new vector's sketch; a deleted vector takes its sketch along.
+    replaced = -first[0]
+    conn.execute(
+        f"UPDATE pgsearch.{table} SET embedding = %s WHERE asset_id = %s", (HalfVector(replaced), ids[0])
+    )
+    assert _sketches(conn, space, ids[:1]) == _bits(replaced[None, :], centre)
+    conn.execute(f"DELETE FROM pgsearch.{table} WHERE asset_id = ANY(%s)", (ids[1:3],))
+    assert _sketches(conn, space, ids[1:3]) == [None, None]
+    assert conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,)).fetchone()[0] == 0
+
+    # Writes that skip triggers leave sketches behind; the refresh finds exactly those.
+    conn.execute("SET session_replication_role = replica")
+    conn.execute(
+        f"UPDATE pgsearch.{table} SET embedding = %s WHERE asset_id = ANY(%s)",
+        (HalfVector(first[3] * -2), ids[3:5]),
+    )
+    conn.execute("SET session_replication_role = DEFAULT")
+    assert conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,)).fetchone()[0] == 2
+    assert _sketches(conn, space, ids[3:5]) == _bits(np.stack([first[3] * -2] * 2), centre)
+
+
+def test_migration_sketches_existing_vectors(dsn: str) -> None:
+    migrate.downgrade(dsn, "0002")
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(5, 8)).astype(np.float32)
+    with database.connect(dsn) as conn:
+        _, space, table, ids = _space(conn, 8, 5)
+        _copy(conn, table, space, ids, vectors)
+        conn.commit()
+    migrate.upgrade(dsn)
+    with database.connect(dsn) as conn:
+        centre = _centre(conn, space)
+        assert centre is not None
+        assert np.allclose(centre, vectors.astype(np.float16).astype(np.float32).mean(axis=0), atol=2e-3)
+        assert _sketches(conn, space, ids) == _bits(vectors, centre)
+        # ... and the partition has its triggers from now on.
+        conn.execute(f"DELETE FROM pgsearch.{table} WHERE asset_id = %s", (ids[0],))
+        assert _sketches(conn, space, ids[:1]) == [None]
+
+
+# -- the exact path that pre-ranks by sketch ------------------------------------------------------
+
+N, DIM = 4000, SKETCH_MIN_DIM
+
+
+def _clustered(rng: np.random.Generator) -> np.ndarray:
+    """Clusters in a cone (every vector shares a common direction), as image embeddings do."""
+    common = rng.normal(size=DIM)
+    common *= 1.2 / np.linalg.norm(common)
+    centres = rng.normal(size=(60, DIM)) / np.sqrt(DIM)
+    points = centres[rng.integers(0, 60, N)] + 0.5 / np.sqrt(DIM) * rng.normal(size=(N, DIM)) + common
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("triggers", [True, False], ids=["sketched", "no-centre"])
+def test_sketch_ranked_exact_path(conn: psycopg.Connection, triggers: bool) -> None:
+    rng = np.random.default_rng(3)
+    vectors = _clustered(rng)
+    dataset, space_id, table, ids = _space(conn, DIM, N)
+    if not triggers:
+        # Vectors that never went through the triggers: no centre, no sketches; the exact path
+        # must then rank every matching row itself.
+        conn.execute("SET session_replication_role = replica")
+    _copy(conn, table, space_id, ids, vectors)
+    conn.execute("SET session_replication_role = DEFAULT")
+    conn.execute("ANALYZE")
+    assert (_centre(conn, space_id) is not None) == triggers
+
+    space = EmbeddingSpace(id=space_id, model="sk", target="asset", dim=DIM, table=table)
+    catalog = Catalog(dataset_id=dataset, dataset_name="sk", spaces=(space,))
+    stored = vectors.astype(np.float16).astype(np.float64)
+    widths = np.arange(1, N + 1)
+    recalls = []
+    # Under 2,000 matching rows the route sends the filter to the exact path; over 1,000 (the
+    # rerank count) the sketches choose which rows it ranks.
+    for threshold, k, dissimilar in [
+        (1900, 50, False),
+        (1500, 10, False),
+        (1200, 100, True),
+        (1800, 30, True),
+    ]:
+        q = vectors[rng.integers(N)] + 0.05 * rng.normal(size=DIM).astype(np.float32)
+        sim = Similarity(
+            space, VectorSource(q.astype(np.float16).astype(float).tolist()), dissimilar=dissimilar
+        )
+        compiled = compile_query(f"width <= {threshold}", catalog, similarity=sim, limit=k)
+        assert compiled.params["rerank"] == 1000 or k * 10 == compiled.params["rerank"]
+        got = [(r[0], r[-1]) for r in conn.execute(compiled.sql, compiled.params)]
+        assert len(got) == k
+        qn = q.astype(np.float16).astype(np.float64)
+        dist = 1.0 - stored @ qn / (np.linalg.norm(stored, axis=1) * np.linalg.norm(qn))
+        mask = widths <= threshold
+        order = np.argsort(-dist if dissimilar else dist)
+        truth = [ids[i] for i in order if mask[i]][:k]
+        kth = dist[ids.index(truth[-1])]
+        index = {asset_id: i for i, asset_id in enumerate(ids)}
+        for asset_id, reported in got:
+            assert mask[index[asset_id]], "a row outside the filter came back"
+            assert abs(reported - dist[index[asset_id]]) < 2e-3
+        within = [
+            a
+            for a, _ in got
+            if (dist[index[a]] >= kth - 1e-6 if dissimilar else dist[index[a]] <= kth + 1e-6)
+        ]
+        recalls.append(len(within) / k)
+        distances = [d for _, d in got]
+        assert distances == sorted(distances, reverse=dissimilar)
+        route = compiled.route_statement()
+        assert route is not None and conn.execute(route, compiled.params).fetchone()[0] is True
+        assert "hamming_distance" in compiled.sql.lower()
+    if triggers:
+        assert min(recalls) >= 0.95, recalls
+    else:
+        assert recalls == [1.0] * len(recalls)
