@@ -7,8 +7,9 @@ exact path that runs when the route or a short walk asks for it), give exactly k
 bench/query.py measures them and bench/README.md has the numbers (1,000,000 x 512-d halfvec,
 m 16, ef_construction 128, 2 cores).
 
-- The partition's primary key leads with the item id, so each exact-path lookup from a filtered
-  asset is one index descent.
+- The exact path ranks the filtered asset rows by the sketch they carry (sql/sketches.sql) and
+  looks up the vectors of the best max(1,000, 10 k) only, in one scan of the partition's primary
+  key (which leads with the item id).
 - The planner still picks the plan inside each path: with a filter it can estimate (status =,
   groups @>, label_counts, an indexed metadata field: `pgsearch index add`) and an index serves,
   the exact path reads only the matching rows. A range on an unindexed metadata field cannot be
