@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 from pgvector import HalfVector
+from psycopg import sql
 
 from pgsearch import db as database
 from pgsearch import migrate
@@ -39,10 +40,14 @@ def _space(conn: psycopg.Connection, dim: int, n: int) -> tuple[int, int, str, l
     return dataset, space, table, ids
 
 
+def _t(table: str) -> sql.Identifier:
+    return sql.Identifier("pgsearch", table)
+
+
 def _copy(conn: psycopg.Connection, table: str, space: int, ids: list[int], vectors: np.ndarray) -> None:
     """Binary COPY straight into the partition, as the loader writes."""
     with conn.cursor().copy(
-        f"COPY pgsearch.{table} (space_id, asset_id, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        sql.SQL("COPY {} (space_id, asset_id, embedding) FROM STDIN WITH (FORMAT BINARY)").format(_t(table))
     ) as copy:
         copy.set_types(["int8", "int8", "halfvec"])
         for asset_id, vector in zip(ids, vectors, strict=True):
@@ -97,17 +102,18 @@ def test_triggers_keep_sketches(conn: psycopg.Connection) -> None:
     # A re-embedded asset gets the new vector's sketch; a deleted vector takes its sketch along.
     replaced = -first[0]
     conn.execute(
-        f"UPDATE pgsearch.{table} SET embedding = %s WHERE asset_id = %s", (HalfVector(replaced), ids[0])
+        sql.SQL("UPDATE {} SET embedding = %s WHERE asset_id = %s").format(_t(table)),
+        (HalfVector(replaced), ids[0]),
     )
     assert _sketches(conn, space, ids[:1]) == _bits(replaced[None, :], centre)
-    conn.execute(f"DELETE FROM pgsearch.{table} WHERE asset_id = ANY(%s)", (ids[1:3],))
+    conn.execute(sql.SQL("DELETE FROM {} WHERE asset_id = ANY(%s)").format(_t(table)), (ids[1:3],))
     assert _sketches(conn, space, ids[1:3]) == [None, None]
     assert conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,)).fetchone()[0] == 0
 
     # Writes that skip triggers leave sketches behind; the refresh finds exactly those.
     conn.execute("SET session_replication_role = replica")
     conn.execute(
-        f"UPDATE pgsearch.{table} SET embedding = %s WHERE asset_id = ANY(%s)",
+        sql.SQL("UPDATE {} SET embedding = %s WHERE asset_id = ANY(%s)").format(_t(table)),
         (HalfVector(first[3] * -2), ids[3:5]),
     )
     conn.execute("SET session_replication_role = DEFAULT")
@@ -130,7 +136,7 @@ def test_migration_sketches_existing_vectors(dsn: str) -> None:
         assert np.allclose(centre, vectors.astype(np.float16).astype(np.float32).mean(axis=0), atol=2e-3)
         assert _sketches(conn, space, ids) == _bits(vectors, centre)
         # ... and the partition has its triggers from now on.
-        conn.execute(f"DELETE FROM pgsearch.{table} WHERE asset_id = %s", (ids[0],))
+        conn.execute(sql.SQL("DELETE FROM {} WHERE asset_id = %s").format(_t(table)), (ids[0],))
         assert _sketches(conn, space, ids[:1]) == [None]
 
 
