@@ -189,6 +189,8 @@ def test_sketch_ranked_exact_path(conn: psycopg.Connection, triggers: bool) -> N
         assert compiled.params["rerank"] == 1000 or k * 10 == compiled.params["rerank"]
         got = [(r[0], r[-1]) for r in conn.execute(compiled.sql, compiled.params)]
         assert len(got) == k
+        # What --sql prints for psql is the same statement: the same rows.
+        assert [(r[0], r[-1]) for r in conn.execute(compiled.inline().encode())] == got
         qn = q.astype(np.float16).astype(np.float64)
         dist = 1.0 - stored @ qn / (np.linalg.norm(stored, axis=1) * np.linalg.norm(qn))
         mask = widths <= threshold

@@ -271,8 +271,10 @@ class StatementBuilder:
         sketch (read from the row the filter reads anyway) to the query's, then the best `rerank`
         of them by their true cosine distance. With no query sketch (a space without a centre yet)
         every matching row is ranked."""
+        # offset=1: the index is already 1-based; sqlglot shifts a 0-based literal one up when
+        # --sql inlines the parameter.
         sketch = exp.Bracket(
-            this=col(ASSET, "sketches"), expressions=[self.params.named("space_id", sim.space.id)]
+            this=col(ASSET, "sketches"), expressions=[self.params.named("space_id", sim.space.id)], offset=1
         )
         query_sketch = _scalar(_select([exp.column("b")]).from_(_cte("query_sketch"), copy=False))
         candidates = self._from(_select([exp.alias_(col(ASSET, "id"), "id")]), points, None)
