@@ -362,7 +362,12 @@ def main() -> None:
         help="intrinsic dimension of the clusters (0: isotropic in all 512, a stress case)",
     )
     parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construction", type=int, default=64)
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        default=128,
+        help="the schema's default (pgsearch.build_embedding_index)",
+    )
     parser.add_argument(
         "--ef-search",
         type=int,
