@@ -419,7 +419,8 @@ def test_similar_and_dissimilar_assets_agree_with_numpy(conn: psycopg.Connection
         got = conn.execute(
             "SELECT asset_id, distance FROM pgsearch.dissimilar_assets(%s, %s)", (query_id, k)
         ).fetchall()
-        assert _one(conn, "SELECT pg_stat_get_xact_numscans(%s)", (hnsw,)) > scans  # type: ignore[operator]
+        # Exact: a walk towards -q finds few of the farthest (tests/test_dissimilar.py).
+        assert _one(conn, "SELECT pg_stat_get_xact_numscans(%s)", (hnsw,)) == scans
         assert [d for _, d in got] == sorted((d for _, d in got), reverse=True)
         assert all(d > 1.0 for _, d in got)  # the far side of the sphere, true cosine distance
         recalls.append(_check_top_k(got, ids[others], true, k, farthest=True))
@@ -534,6 +535,49 @@ def test_several_models_need_a_name(conn: psycopg.Connection) -> None:
     conn.rollback()
     with pytest.raises(psycopg.errors.NoDataFound, match='dataset "nope" does not exist'):
         conn.execute("SELECT * FROM pgsearch.search_assets('nope', '[1,2,3]')")
+    conn.rollback()
+
+
+def test_query_vectors_are_checked_and_scale_free(conn: psycopg.Connection) -> None:
+    """A vector from outside: NULL and all-zero ones are refused (they have no direction); any
+    other scale gives the same rows and distances, even beyond halfvec's range or precision."""
+    _, ids, vectors = _vectors_dataset(conn, 200)
+    conn.commit()
+    search = "SELECT asset_id, distance FROM pgsearch.search_assets('vecs', %s::vector, 7)"
+    shapes = "SELECT * FROM pgsearch.search_shapes('vecs', %s::vector, 7)"
+    for statement in (search, shapes):
+        with pytest.raises(psycopg.errors.NullValueNotAllowed, match="the query vector is NULL"):
+            conn.execute(statement, (None,))
+        conn.rollback()
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
+        conn.execute(search, ("[" + ",".join(["0"] * DIM) + "]",))
+    conn.rollback()
+    query = vectors[3] + 0.1
+    expected = conn.execute(search, ("[" + ",".join(map(repr, query.tolist())) + "]",)).fetchall()
+    assert len(expected) == 7
+    for scale in (1e-9, 1e6):
+        scaled = conn.execute(search, ("[" + ",".join(repr(x * scale) for x in query.tolist()) + "]",))
+        got = scaled.fetchall()
+        assert [a for a, _ in got] == [a for a, _ in expected]
+        assert [d for _, d in got] == pytest.approx([d for _, d in expected], abs=2e-3)
+    # k near 2^31: no overflow in the ef_search arithmetic, every other asset comes back.
+    huge = conn.execute("SELECT count(*) FROM pgsearch.similar_assets(%s, 2147483647)", (int(ids[0]),))
+    assert huge.fetchone()[0] == 199  # type: ignore[index]
+
+
+def test_an_unreadable_asset_says_why_it_has_no_embedding(conn: psycopg.Connection) -> None:
+    _vectors_dataset(conn, 20)
+    broken = _one(
+        conn,
+        "INSERT INTO pgsearch.assets (dataset_id, filename, load_error)"
+        " SELECT id, 'broken.jpg', 'cannot identify image file' FROM pgsearch.datasets RETURNING id",
+    )
+    conn.commit()
+    with pytest.raises(psycopg.errors.NoDataFound) as info:
+        conn.execute("SELECT * FROM pgsearch.similar_assets(%s)", (broken,))
+    assert info.value.diag.message_primary == (
+        f"asset {broken} has no embedding: its file could not be read (cannot identify image file)"
+    )
     conn.rollback()
 
 

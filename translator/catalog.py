@@ -77,9 +77,10 @@ Source = VectorSource | AssetSource | ShapeSource
 class Similarity:
     """Order rows by cosine distance to a query vector in `space`.
 
-    dissimilar=True returns the least similar rows first, still through the HNSW index: they are
-    the nearest neighbours of the negated query vector. `distance` is always the true cosine
-    distance to the query vector (so it descends for dissimilar searches).
+    dissimilar=True returns the least similar rows first, always through the exact path: an HNSW
+    walk towards the negated query vector starts far from it and stops early (recall near 0.3 on
+    embeddings that share a common direction, as image embeddings do). `distance` is always the
+    true cosine distance to the query vector (so it descends for dissimilar searches).
     """
 
     space: EmbeddingSpace

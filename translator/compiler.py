@@ -121,6 +121,8 @@ def _check_similarity(sim: Similarity, target: Target) -> None:
             )
         if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in source.vector):
             raise QueryTypeError("query vector values must be finite numbers")
+        if not any(source.vector):
+            raise QueryTypeError("query vector is all zeros: it has no direction to search along")
     elif isinstance(source, AssetSource):
         if target != "asset" or (source.asset_id is None) == (source.filename is None):
             raise QueryTypeError("an asset source names an asset by id or by filename, for asset rows")
