@@ -70,6 +70,7 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("wheels % 2 == 1", {}),
         ('status == "review" and size > 2MB and not "train" in groups', {}),
         ('filename == "IMG_0042.jpg"', {}),
+        ('filename == "C:\\new\\table" or filename == "say \\"hi\\" \\\\"', {}),
         ('"IMG_00"', {}),
         ("width > 100 AND height < 50 Or NOT annotations = 0", {}),
         ("size < 1.5GB and size >= 10kb", {}),
@@ -134,6 +135,10 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         (None, {"similarity": "wide", "limit": 5}),
     ],
     "errors": [
+        ("width in ()", {}),
+        ('"a" not in ( )', {}),
+        ('"zebra" in labels', {}),
+        ('"Person" in labels', {}),
         ("", {}),
         ("   ", {}),
         ("filename > 3", {}),

@@ -21,7 +21,10 @@ _KEYWORDS = ("AND", "OR", "NOT", "IN", "TRUE", "FALSE", "==", "!=", "<>", "<=", 
 
 
 class QueryDialect(Dialect):
-    """ "double" and 'single' quotes are strings, `backquotes` quote names; no comments."""
+    """ "double" and 'single' quotes are strings, `backquotes` quote names; no comments.
+
+    A backslash escapes a quote or a backslash; any other backslash is itself, so a Windows path
+    such as "C:\\new\\table" is what it looks like (no C escapes: \\n, \\t, \\a stay two characters)."""
 
     class Tokenizer(sqlglot_tokens.Tokenizer):
         QUOTES: ClassVar[list[tuple[str, str] | str]] = ['"', "'"]
@@ -40,6 +43,10 @@ class QueryDialect(Dialect):
         NO_PAREN_FUNCTIONS: ClassVar[dict[Any, Any]] = {}
 
 
+# Set after the class: sqlglot's dialect metaclass merges its C escapes (\n, \t, \a, ...) into
+# every dialect whose strings take backslash escapes. Only \\ (and \" / \', the tokenizer's own
+# rule) stay escapes.
+QueryDialect.UNESCAPED_SEQUENCES = {"\\\\": "\\"}
 QUERY_DIALECT = QueryDialect()
 
 

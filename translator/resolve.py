@@ -45,7 +45,39 @@ class Resolver:
                 node.set(key, self._node(value, child_boolean))
             elif isinstance(value, list):
                 node.set(key, [self._node(v, False) if isinstance(v, exp.Expr) else v for v in value])
+        if isinstance(node, exp.In):
+            self._check_in(node)
         return node
+
+    def _check_in(self, node: exp.In) -> None:
+        """`x in ()` is no condition at all (and no SQL); `"v" in labels` names a label of the
+        dataset, like a label used as a count: a typo would otherwise silently match nothing."""
+        field = node.args.get("field")
+        if field is None and not node.expressions:
+            after = (span(node.this) or (0, 0))[1]
+            start = self.text.find("(", after)
+            end = self.text.find(")", start) + 1 if start >= 0 else 0
+            where = (start, end) if 0 <= start < end else None
+            raise QuerySyntaxError(
+                'an empty list matches nothing: `in (...)` needs at least one value, e.g. status in ("review", "to_fix")',
+                self.text,
+                where,
+            )
+        needle = node.this
+        if (
+            isinstance(field, FieldRef)
+            and field.field.name == "labels"
+            and isinstance(needle, exp.Literal)
+            and needle.is_string
+            and needle.this not in self.catalog.labels
+        ):
+            label: str = needle.this
+            labels = sorted(self.catalog.labels)
+            close = [name for name in labels if name.lower() == label.lower()]
+            close += [c for c in difflib.get_close_matches(label, labels, n=3) if c not in close]
+            dataset = f" of dataset {self.catalog.dataset_name!r}" if self.catalog.dataset_name else ""
+            hint = "; did you mean " + " or ".join(repr(c) for c in close[:3]) + "?" if close else ""
+            raise UnknownNameError(f"{label!r} is not a label{dataset}{hint}", self.text, span(needle))
 
     # -- literals -------------------------------------------------------------------------
     def _literal(self, node: exp.Literal, boolean: bool) -> exp.Expr:
