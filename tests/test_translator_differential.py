@@ -202,6 +202,9 @@ FIXED = [
     "width / 3 * 3 == width",
     "size >= 1KB and size < 2.5MB",
     'matches(filename, "^(a|i)") or endswith(path, "1.jpg")',
+    # Long flat chains (rebuilt as balanced trees: only real nesting counts against the depth).
+    " or ".join(f"width == {w}" for w in range(100, 400, 2)),
+    " and ".join(f"width != {w}" for w in range(100, 400, 3)) + " and height > 10",
 ]
 
 

@@ -168,7 +168,7 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("width", {}),
         ("not " * 40 + "squirrel", {}),
         ("(" * 40 + "squirrel" + ")" * 40, {}),
-        ("squirrel > 0 " + "or squirrel > 0 " * 120, {}),
+        ("squirrel " + "+ squirrel " * 120 + "> 0", {}),
         ("x" * 10_001, {}),
         ("width > 1 + " + " + ".join(["1"] * 40), {}),
         ("true < false", {}),

@@ -16,8 +16,8 @@ MAX_QUERY_LENGTH = 10_000
 # Parentheses, `not`s and unary signs open a level each. sqlglot's parser spends about 16 Python
 # frames per parenthesis, so 32 levels stay well inside the default recursion limit.
 MAX_NESTING = 32
-# Depth of the parsed tree (long `or` chains deepen it without parentheses); every later stage
-# walks the tree recursively, so it is bounded too.
+# Depth of the parsed tree after long and/or chains are balanced (_balance_chains); every later
+# stage walks the tree recursively, so it is bounded too.
 MAX_TREE_DEPTH = 100
 
 # Size suffixes: binary multiples, as Linux file managers and `ls -h` count.
@@ -63,8 +63,50 @@ def parse(text: str) -> exp.Expr:
         raise _syntax_error(text, exc) from None
     if len(trees) != 1 or trees[0] is None:
         raise QuerySyntaxError("expected one query", text, (0, len(text)))
-    tree = trees[0]
+    tree = _balance_chains(trees[0])
     _check_depth(text, tree)
+    return tree
+
+
+# `a and b and c ...` parses left-deep, one level per term; and/or are associative, so a long
+# chain is rebuilt as a balanced tree (log2 levels) and only true nesting counts against
+# MAX_TREE_DEPTH. Short chains keep the parser's shape (and so their SQL text).
+_BALANCE_FROM = 8
+
+
+def _balance_chains(tree: exp.Expr) -> exp.Expr:
+    def balanced(kind: type[exp.Connector], terms: list[exp.Expr]) -> exp.Expr:
+        if len(terms) == 1:
+            return terms[0]
+        middle = len(terms) // 2
+        return kind(this=balanced(kind, terms[:middle]), expression=balanced(kind, terms[middle:]))
+
+    todo = [tree]
+    roots: list[exp.Expr] = []
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (exp.And, exp.Or)) and type(node.parent) is not type(node):
+            roots.append(node)
+        todo.extend(node.iter_expressions())
+    for root in roots:
+        kind: type[exp.Connector] = exp.And if isinstance(root, exp.And) else exp.Or
+        terms: list[exp.Expr] = []
+        stack: list[exp.Expr] = [root]
+        while stack:  # left to right
+            node = stack.pop()
+            if type(node) is kind:
+                stack.extend((node.expression, node.this))
+            else:
+                terms.append(node)
+        if len(terms) < _BALANCE_FROM:
+            continue
+        for term in terms:
+            term.pop()
+        rebuilt = balanced(kind, terms)
+        if root is tree:
+            tree = rebuilt
+        else:
+            root.replace(rebuilt)
     return tree
 
 
@@ -183,8 +225,8 @@ def _check_depth(text: str, tree: exp.Expr) -> None:
         node, depth = todo.pop()
         if depth > MAX_TREE_DEPTH:
             raise QueryLimitError(
-                f"query too deep: more than {MAX_TREE_DEPTH} nested operations "
-                "(write long lists of alternatives as `field in (...)`)",
+                f"query too deep: more than {MAX_TREE_DEPTH} operations inside one another "
+                "(long `and` / `or` chains are fine; a long chain of + - * / is not)",
                 text,
                 (0, len(text)),
             )
