@@ -68,7 +68,7 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB: alpha composited on white, 16-bit and float rescaled."""
     mode = img.mode
     if mode == "RGB":
@@ -113,7 +113,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Image.Ima
                 img = ImageOps.exif_transpose(img) or img
             except Exception:  # a broken EXIF block must not cost the image
                 pass
-            rgb = _to_rgb(img)
+            rgb = to_rgb(img)
         except DecodeFailure:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -2,6 +2,9 @@
 
 import pgsearch
 client = pgsearch.connect()          # see pgsearch.api
+
+Every mistake of the user's (a bad query, argument, setting or file) raises a subclass of
+pgsearch.PgsearchError, the query translator's QueryError included.
 """
 
 from __future__ import annotations

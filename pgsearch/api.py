@@ -7,13 +7,21 @@
     df = db.query("status == 'review'", dataset="pets").to_dataframe()
 
 A search is one SQL statement: the translator compiles the metadata query, the similarity order
-and the limit into it. What happens before it (reading the dataset's catalog once, embedding a
-text prompt or an outside image) and after it (adding the rows to a group) is separate.
+and the limit into it. What happens before it (reading the dataset's catalog, embedding a text
+prompt or an outside image) and after it (adding the rows to a group) is separate.
+
+The catalog (the dataset's id, labels, embedding spaces, projection runs) is read afresh for
+every search, so a client stays right while other sessions load, drop or reload datasets. Every
+mistake in the arguments or the query raises a pgsearch.PgsearchError whose message names it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+import numbers
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +42,11 @@ from pgsearch.translator import (
     ShapeSource,
     Similarity,
     Target,
+    UnknownNameError,
     VectorSource,
     compile_query,
 )
+from pgsearch.translator.compiler import MAX_LIMIT, MAX_OFFSET
 
 if TYPE_CHECKING:
     import pandas
@@ -54,6 +64,11 @@ class Result(list[dict[str, Any]]):
         self.compiled = compiled
 
     @property
+    def columns(self) -> list[str]:
+        """The statement's output columns, in order (also when there are no rows)."""
+        return list(self.compiled.columns)
+
+    @property
     def sql(self) -> str:
         return str(self.compiled.inline())
 
@@ -62,7 +77,8 @@ class Result(list[dict[str, Any]]):
             import pandas
         except ImportError:
             raise PgsearchError("to_dataframe needs pandas: pip install pandas") from None
-        return pandas.DataFrame(list(self))
+        # From no rows pandas would make a frame without columns; keep the statement's columns.
+        return pandas.DataFrame(list(self), columns=self.columns)
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,9 @@ class SearchRequest:
     offset: int = 0
 
     def check(self) -> None:
+        """SearchError naming the argument when one has the wrong type or value, or when the
+        arguments contradict each other."""
+        self._check_types()
         given = [
             name
             for name, value in (
@@ -104,10 +123,42 @@ class SearchRequest:
                 "dissimilar needs something to be dissimilar to: similar_to, similar_to_file, "
                 "similar_to_shape, text or vector"
             )
-        if self.limit < 0 or self.offset < 0:
-            raise SearchError("limit and offset must not be negative")
-        if self.limit > 100_000:
-            raise SearchError("limit is at most 100000; page with offset")
+
+    def _check_types(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise SearchError(f"dataset= must be a dataset name (a non-empty string), not {self.dataset!r}")
+        _check_optional_str("query", self.query)
+        if self.similar_to is not None and not _is_int(self.similar_to):
+            if not isinstance(self.similar_to, str) or not self.similar_to.strip():
+                raise SearchError(
+                    f"similar_to= must be an asset id (an int) or a filename (a string), "
+                    f"not {self.similar_to!r}"
+                )
+        if self.similar_to_file is not None and not isinstance(self.similar_to_file, (str, os.PathLike)):
+            raise SearchError(f"similar_to_file= must be a path (str or Path), not {self.similar_to_file!r}")
+        shape = self.similar_to_shape
+        if (
+            shape is not None
+            and not _is_int(shape)
+            and not (isinstance(shape, str) and shape.strip().isdigit())
+        ):
+            raise SearchError(f"similar_to_shape= must be a shape id (an int), not {shape!r}")
+        _check_optional_str("text", self.text)
+        _check_optional_str("model", self.model)
+        if self.vector is not None and (
+            isinstance(self.vector, (str, bytes, Mapping)) or not isinstance(self.vector, Iterable)
+        ):
+            raise SearchError(f"vector= must be a sequence of numbers, not {type(self.vector).__name__}")
+        for name in ("dissimilar", "shapes"):
+            if not isinstance(getattr(self, name), bool):
+                raise SearchError(f"{name}= must be True or False, not {getattr(self, name)!r}")
+        if not _is_int(self.limit) or not 1 <= self.limit <= MAX_LIMIT:
+            raise SearchError(
+                f"limit must be a whole number from 1 to {MAX_LIMIT}, not {self.limit!r}"
+                + ("; page with offset" if _is_int(self.limit) and self.limit > MAX_LIMIT else "")
+            )
+        if not _is_int(self.offset) or not 0 <= self.offset <= MAX_OFFSET:
+            raise SearchError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {self.offset!r}")
 
     @property
     def target(self) -> Target:
@@ -119,47 +170,101 @@ class Client:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self._catalogs: dict[str, Catalog] = {}
+        # dataset name -> (dataset id, metadata keys, attribute keys) of its last full catalog read
+        self._keys: dict[str, tuple[int, frozenset[str] | None, frozenset[str] | None]] = {}
 
     # -- searching ------------------------------------------------------------------------------
 
     def query(self, query: str | None = None, *, dataset: str, **options: Any) -> Result:
         """Runs one search; keyword options as in SearchRequest (similar_to, text, shapes, ...)."""
+        accepted = {f.name for f in dataclasses.fields(SearchRequest)} - {"dataset", "query"}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise SearchError(
+                f"query() got unknown argument {', '.join(unknown)}; it takes {', '.join(sorted(accepted))}"
+            )
         request = SearchRequest(dataset=dataset, query=query, **options)
         compiled = self.compile(request)
-        with self.conn.cursor(row_factory=dict_row) as cur:
+        with self._transaction(), self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(compiled.sql.encode(), compiled.params)
             rows = cur.fetchall()
-        self.conn.commit()
         return Result(rows, compiled)
 
     def compile(self, request: SearchRequest) -> CompiledQuery:
         """The one statement a search runs (embedding a text or an outside image first)."""
         request.check()
-        catalog = self.catalog(request.dataset)
+        catalog, fresh_keys = self._catalog(request.dataset, refresh=False)
         similarity = self._similarity(request, catalog)
+        try:
+            return self._compile(request, catalog, similarity)
+        except UnknownNameError:
+            if fresh_keys:
+                raise
+        # The metadata/attribute keys were remembered from an earlier read: a key added since
+        # then is not in them. Read them again and judge the query on what is there now.
+        catalog, _ = self._catalog(request.dataset, refresh=True)
+        return self._compile(request, catalog, similarity)
+
+    @staticmethod
+    def _compile(request: SearchRequest, catalog: Catalog, similarity: Similarity | None) -> CompiledQuery:
         return compile_query(
             request.query,
             catalog,
             target=request.target,
             similarity=similarity,
-            limit=request.limit,
-            offset=request.offset,
+            limit=int(request.limit),  # checked: whole numbers, numpy's too
+            offset=int(request.offset),
         )
 
     def explain(self, request: SearchRequest, *, analyze: bool = False) -> str:
         compiled = self.compile(request)
         prefix = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") if analyze else sql.SQL("EXPLAIN ")
         statement = prefix + sql.SQL(compiled.sql)
-        rows = self.conn.execute(statement, compiled.params).fetchall()
-        self.conn.rollback()
+        try:
+            rows = self.conn.execute(statement, compiled.params).fetchall()
+        finally:
+            self.conn.rollback()
         return "\n".join(r[0] for r in rows)
 
     def catalog(self, dataset: str, *, refresh: bool = False) -> Catalog:
-        if refresh or dataset not in self._catalogs:
-            self._catalogs[dataset] = load_catalog(self.conn, dataset)
-            self.conn.commit()
-        return self._catalogs[dataset]
+        """The translator's view of `dataset` as it is now.
+
+        The dataset's id, labels, embedding spaces and projection runs are read on every call
+        (four indexed look-ups, under a millisecond), so a dataset dropped and loaded again, or
+        labels and models added by a later load, are seen at once. The metadata and attribute
+        keys in use (a scan of up to catalog.KEY_SCAN_ROWS rows: tens of milliseconds on a large
+        dataset) are read on the first call for the dataset, again when its id changes, with
+        refresh=True, and by a search that names a key they lack.
+        """
+        return self._catalog(dataset, refresh=refresh)[0]
+
+    def _catalog(self, dataset: str, *, refresh: bool) -> tuple[Catalog, bool]:
+        """(catalog, whether its keys were read just now)."""
+        if not isinstance(dataset, str) or not dataset.strip():
+            raise SearchError(f"dataset= must be a dataset name (a non-empty string), not {dataset!r}")
+        with self._transaction():
+            known = self._keys.get(dataset)
+            if not refresh and known is not None:
+                catalog = load_catalog(self.conn, dataset, keys=False)
+                if catalog.dataset_id == known[0]:
+                    return dataclasses.replace(
+                        catalog, metadata_keys=known[1], attribute_keys=known[2]
+                    ), False
+            catalog = load_catalog(self.conn, dataset)
+            self._keys[dataset] = (catalog.dataset_id, catalog.metadata_keys, catalog.attribute_keys)
+            return catalog, True
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Commits what the block read; rolls back when it fails, so that the connection stays
+        usable for the next call after an error."""
+        try:
+            yield
+        except BaseException:
+            if not self.conn.closed:
+                self.conn.rollback()
+            raise
+        self.conn.commit()
 
     def _space(self, catalog: Catalog, target: str, model: str | None) -> EmbeddingSpace:
         candidates = [s for s in catalog.spaces if s.target == target]
@@ -181,7 +286,7 @@ class Client:
             models = ", ".join(sorted(s.model for s in candidates))
             raise SearchError(
                 f"dataset {catalog.dataset_name!r} has {target} embeddings of several models "
-                f"({models}); say which with --model"
+                f"({models}); name one with model= (CLI: --model)"
             )
         return candidates[0]
 
@@ -200,7 +305,7 @@ class Client:
         space = self._space(catalog, request.target, request.model)
         source: AssetSource | ShapeSource | VectorSource
         if request.similar_to_shape is not None:
-            source = ShapeSource(int(request.similar_to_shape))
+            source = ShapeSource(int(request.similar_to_shape))  # checked: an int or digits
             self._stored_vector(catalog, space, "shape", source.shape_id, None)
         elif request.similar_to is not None:
             source = _asset_source(request.similar_to)
@@ -241,10 +346,10 @@ class Client:
                 " WHERE a.dataset_id = %(d)s AND (a.id = %(id)s OR a.filename = %(name)s)"
             ).format(vectors)
             what = f"asset {filename!r}" if filename is not None else f"asset {item_id}"
-        row = self.conn.execute(
-            statement, {"d": catalog.dataset_id, "id": item_id, "name": filename}
-        ).fetchone()
-        self.conn.commit()
+        with self._transaction():
+            row = self.conn.execute(
+                statement, {"d": catalog.dataset_id, "id": item_id, "name": filename}
+            ).fetchone()
         if row is None:
             hint = self._close_filenames(catalog, filename) if filename is not None else ""
             raise SearchError(f"dataset {catalog.dataset_name!r} has no {what}{hint}")
@@ -262,11 +367,11 @@ class Client:
         import difflib
 
         stem = Path(filename).stem.translate({ord(c): "\\" + c for c in "%_\\"})
-        rows = self.conn.execute(
-            "SELECT filename FROM pgsearch.assets WHERE dataset_id = %s AND filename ILIKE %s LIMIT 5000",
-            (catalog.dataset_id, f"%{stem[: max(3, len(stem) // 2)]}%"),
-        ).fetchall()
-        self.conn.commit()
+        with self._transaction():
+            rows = self.conn.execute(
+                "SELECT filename FROM pgsearch.assets WHERE dataset_id = %s AND filename ILIKE %s LIMIT 5000",
+                (catalog.dataset_id, f"%{stem[: max(3, len(stem) // 2)]}%"),
+            ).fetchall()
         close = difflib.get_close_matches(filename, [r[0] for r in rows], n=3, cutoff=0.5)
         return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
 
@@ -294,8 +399,8 @@ class Client:
                 "UPDATE pgsearch.assets SET groups = array_remove(groups, %(g)s)"
                 " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND %(g)s = ANY(groups)"
             )
-        cur = self.conn.execute(statement, {"g": group, "d": catalog.dataset_id, "ids": list(asset_ids)})
-        self.conn.commit()
+        with self._transaction():
+            cur = self.conn.execute(statement, {"g": group, "d": catalog.dataset_id, "ids": list(asset_ids)})
         return cur.rowcount
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -320,10 +425,21 @@ def connect(dsn: str | None = None) -> Client:
     return Client(conn)
 
 
+def _is_int(value: object) -> bool:
+    """A whole number, numpy's included, but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_optional_str(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise SearchError(f"{name}= must be a string, not {value!r}")
+
+
 def _asset_source(value: str | int) -> AssetSource:
     """An asset by id (an int, or a string of digits) or else by filename."""
-    if isinstance(value, int):
-        return AssetSource(asset_id=value)
+    if _is_int(value):
+        return AssetSource(asset_id=int(value))
+    assert isinstance(value, str)
     text = value.strip()
     if text.isdigit():
         return AssetSource(asset_id=int(text))
@@ -338,7 +454,11 @@ def _space_of(catalog: Catalog, target: str, model: str) -> EmbeddingSpace | Non
 def _checked_vector(vector: Sequence[float], dim: int) -> list[float]:
     import math
 
-    values = [float(v) for v in vector]
+    values: list[float] = []
+    for index, v in enumerate(vector):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise SearchError(f"vector= must hold numbers; item {index} is {v!r}")
+        values.append(float(v))
     if len(values) != dim:
         raise SearchError(f"the query vector has {len(values)} dimensions; this embedding space has {dim}")
     if not all(math.isfinite(v) for v in values) or not any(values):

@@ -1,10 +1,28 @@
 """Exceptions a user can act on. The library raises these; only the CLI turns them into
-click exceptions. The query translator has its own root (translator.errors.QueryError) because
-it depends on nothing of ours."""
+click exceptions.
 
+Every one of them, the query translator's QueryError included, derives from PgsearchError. The
+class itself is defined in translator.errors, because the translator depends on nothing of ours;
+this module re-exports it as the package's root."""
 
-class PgsearchError(Exception):
-    """Root of every error that is the user's to fix: bad input, configuration, environment."""
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # mypy checks the source tree, where the translator is the top-level `translator` package
+    # (installed, it is pgsearch.translator, which mypy cannot follow through the package-dir
+    # mapping and would type as Any). Same file, same class.
+    from translator.errors import PgsearchError
+else:
+    from pgsearch.translator.errors import PgsearchError
+
+__all__ = [
+    "ConfigError",
+    "DatabaseUnavailable",
+    "NotFound",
+    "PgsearchError",
+    "SchemaError",
+    "ServerError",
+]
 
 
 class ConfigError(PgsearchError):

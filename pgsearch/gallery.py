@@ -4,6 +4,12 @@ Rows are the query layer's result dicts: `id`, `filename`, `path`, optionally `d
 `label_counts` ({label: count}), and for shape rows `label` and `bbox_x`, `bbox_y`, `bbox_width`,
 `bbox_height` (pixels of the full image), whose box is drawn into the thumbnail. Every text that
 came from the data (file names, labels, paths) is escaped: file names are hostile input.
+
+Pixels become RGB the way the loader makes them (pgsearch.loader.images): EXIF orientation,
+alpha composited on white, 16-bit and float images rescaled. The decompression-bomb guard is the
+loader's too: an image is refused above `max_pixels` (default the loader's, 100 MP), or above the
+size the loader recorded for it (a row's `width` x `height`) when that is larger, since the
+loader accepted it at that size (`pgsearch load --max-megapixels`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ import colorsys
 import hashlib
 import html
 import io
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+from pgsearch.loader.images import DEFAULT_MAX_PIXELS, to_rgb
 
 ORIENTATION_TAG = 0x0112
 BOX_KEYS = ("bbox_x", "bbox_y", "bbox_width", "bbox_height")
@@ -51,12 +61,14 @@ def write_gallery(
     title: str,
     image_root: str | Path | None = None,
     thumb_px: int = 256,
+    max_pixels: int | None = None,
 ) -> Path:
     """Writes the gallery page to `path` and returns it. Relative image paths resolve against
     `image_root` (default: the current directory)."""
     target = Path(path)
     target.write_text(
-        gallery_html(rows, title=title, image_root=image_root, thumb_px=thumb_px), encoding="utf-8"
+        gallery_html(rows, title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels),
+        encoding="utf-8",
     )
     return target
 
@@ -67,9 +79,12 @@ def gallery_html(
     title: str,
     image_root: str | Path | None = None,
     thumb_px: int = 256,
+    max_pixels: int | None = None,
 ) -> str:
     """The gallery page as a string."""
-    return sections_html([(None, rows)], title=title, image_root=image_root, thumb_px=thumb_px)
+    return sections_html(
+        [(None, rows)], title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels
+    )
 
 
 def write_gallery_sections(
@@ -79,11 +94,13 @@ def write_gallery_sections(
     title: str,
     image_root: str | Path | None = None,
     thumb_px: int = 256,
+    max_pixels: int | None = None,
 ) -> Path:
     """Writes one page holding several result sets, each under its own heading."""
     target = Path(path)
     target.write_text(
-        sections_html(sections, title=title, image_root=image_root, thumb_px=thumb_px), encoding="utf-8"
+        sections_html(sections, title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels),
+        encoding="utf-8",
     )
     return target
 
@@ -94,9 +111,16 @@ def sections_html(
     title: str,
     image_root: str | Path | None = None,
     thumb_px: int = 256,
+    max_pixels: int | None = None,
 ) -> str:
-    """A page of result sets; a section without a heading is a plain gallery."""
-    thumbs = _Thumbnails(Path(image_root) if image_root is not None else None, thumb_px)
+    """A page of result sets; a section without a heading is a plain gallery. Images above
+    `max_pixels` (default: the loader's limit) show as too large, unless the row records a larger
+    size the loader accepted."""
+    thumbs = _Thumbnails(
+        Path(image_root) if image_root is not None else None,
+        thumb_px,
+        DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+    )
     e = html.escape
     body: list[str] = []
     for heading, rows in sections:
@@ -125,7 +149,7 @@ def _figure(row: Mapping[str, Any], thumbs: _Thumbnails) -> str:
     filename = str(row.get("filename") or "")
     box = _box(row)
     label = row.get("label")
-    data_uri, problem = thumbs.get(row.get("path"), box, label)
+    data_uri, problem = thumbs.get(row.get("path"), box, label, _recorded_pixels(row))
     if data_uri is not None:
         image = f'<img src="{data_uri}" alt="{e(filename)}" title="{e(str(row.get("path") or ""))}">'
     else:
@@ -157,6 +181,30 @@ def _box(row: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
+def _recorded_pixels(row: Mapping[str, Any]) -> int | None:
+    """width x height as the loader recorded them (asset rows), when they are whole numbers."""
+    width, height = row.get("width"), row.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        return width * height
+    return None
+
+
+@contextmanager
+def _pixel_limit(limit: int) -> Iterator[None]:
+    """Pillow's decompression-bomb guard at `limit` pixels for the block, as the loader sets it:
+    Pillow warns between its limit and twice it and refuses beyond; here both refuse (the warning
+    becomes an error), and an image within the limit neither warns nor fails. Pillow keeps the
+    limit in a module global; it is restored when the block ends."""
+    previous = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
 def _label_colour(label: object) -> tuple[int, int, int]:
     """A bright colour per label, the same on every page."""
     digest = hashlib.sha1(str(label).encode()).digest()
@@ -167,18 +215,23 @@ def _label_colour(label: object) -> tuple[int, int, int]:
 class _Thumbnails:
     """Decodes each image once (shape rows often share one) and encodes each thumbnail."""
 
-    def __init__(self, root: Path | None, px: int) -> None:
+    def __init__(self, root: Path | None, px: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.root = root
         self.px = px
-        self._decoded: dict[str, tuple[Image.Image, tuple[int, int]] | str] = {}
+        self.max_pixels = max_pixels
+        self._decoded: dict[tuple[str, int], tuple[Image.Image, tuple[int, int]] | str] = {}
 
     def get(
-        self, path: object, box: tuple[float, float, float, float] | None, label: object
+        self,
+        path: object,
+        box: tuple[float, float, float, float] | None,
+        label: object,
+        recorded_pixels: int | None = None,
     ) -> tuple[str | None, str | None]:
         """(data URI, None), or (None, why there is no picture)."""
         if not path:
             return None, "no image path"
-        decoded = self._decode(str(path))
+        decoded = self._decode(str(path), max(self.max_pixels, recorded_pixels or 0))
         if isinstance(decoded, str):
             return None, decoded
         thumb, (width, height) = decoded
@@ -201,27 +254,43 @@ class _Thumbnails:
         thumb.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4 keeps thin boxes crisp
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), None
 
-    def _decode(self, path: str) -> tuple[Image.Image, tuple[int, int]] | str:
-        if path not in self._decoded:
-            self._decoded[path] = self._load(path)
-        return self._decoded[path]
+    def _decode(self, path: str, max_pixels: int) -> tuple[Image.Image, tuple[int, int]] | str:
+        key = (path, max_pixels)
+        if key not in self._decoded:
+            self._decoded[key] = self._load(path, max_pixels)
+        return self._decoded[key]
 
-    def _load(self, path: str) -> tuple[Image.Image, tuple[int, int]] | str:
+    def _load(self, path: str, max_pixels: int) -> tuple[Image.Image, tuple[int, int]] | str:
         file = Path(path)
         if not file.is_absolute() and self.root is not None:
             file = self.root / file
         try:
-            with Image.open(file) as image:
+            with _pixel_limit(max_pixels), Image.open(file) as image:
                 # Boxes are in the pixels of the upright image: its size before any reduced decode.
                 width, height = image.size
                 if image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):
                     width, height = height, width
                 # JPEG decodes at a reduced scale straight away; a no-op for other formats.
                 image.draft("RGB", (self.px, self.px))
-                rgb = ImageOps.exif_transpose(image).convert("RGB")
+                image.load()
+                # The loader's conversion: alpha on white, 16-bit and float images rescaled.
+                rgb = to_rgb(ImageOps.exif_transpose(image))
         except FileNotFoundError:
             return "file not found"
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return f"image too large (limit {max_pixels / 1e6:.0f} MP)"
+        except MemoryError:
+            return "image too large (out of memory)"
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            IndexError,
+            KeyError,
+            TypeError,
+        ):
             return "unreadable image"
         rgb.thumbnail((self.px, self.px))
         return rgb, (width, height)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+if TYPE_CHECKING:
+    from pgsearch.translator import Catalog
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The translator's bounds (translator.compiler.MAX_LIMIT / MAX_OFFSET), repeated here so that
+# `--help` does not import the translator; tests/test_cli_hostile.py checks that they agree.
+MAX_LIMIT = 100_000
+MAX_OFFSET = 1_000_000
 
 
 def dsn_option(func: F) -> F:
@@ -30,7 +39,9 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
 
-def output_format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+def output_format_option(
+    *choices: str, default: str = "table", help: str = "Output format."
+) -> Callable[[F], F]:
     def decorate(func: F) -> F:
         return click.option(
             "--format",
@@ -39,7 +50,139 @@ def output_format_option(*choices: str, default: str = "table") -> Callable[[F],
             type=click.Choice(list(choices)),
             default=default,
             show_default=True,
-            help="Output format.",
+            help=help,
         )(func)
 
     return decorate
+
+
+def limit_option(func: F) -> F:
+    return click.option(
+        "--limit",
+        "-n",
+        type=click.IntRange(1, MAX_LIMIT),
+        default=100,
+        show_default=True,
+        help="Rows to return.",
+    )(func)
+
+
+def offset_option(func: F) -> F:
+    return click.option(
+        "--offset",
+        type=click.IntRange(0, MAX_OFFSET),
+        default=0,
+        show_default=True,
+        help="Rows to skip (with --limit, pages through the results).",
+    )(func)
+
+
+def search_options(func: F) -> F:
+    """What a search orders by and returns: the same options, with the same meaning, for
+    `pgsearch query` and `pgsearch translate`."""
+    decorators = [
+        click.option(
+            "--similar-to",
+            metavar="FILENAME|ID",
+            help="Order by similarity to this asset of the dataset (a filename, or digits for an "
+            "asset id); with --shapes, shapes are ordered by that asset's vector.",
+        ),
+        click.option(
+            "--similar-to-file",
+            type=click.Path(dir_okay=False),
+            help="Order by similarity to an image file.",
+        ),
+        click.option(
+            "--similar-to-shape",
+            type=int,
+            metavar="ID",
+            help="Order shapes by similarity to this shape (implies --shapes).",
+        ),
+        click.option(
+            "--text", metavar="PROMPT", help="Order by similarity to a text prompt (CLIP-style models)."
+        ),
+        click.option(
+            "--dissimilar", is_flag=True, help="Least similar first (an exact scan of the matching rows)."
+        ),
+        click.option("--shapes", is_flag=True, help="Rows are shapes (annotations) instead of assets."),
+        click.option(
+            "--model",
+            metavar="SPEC",
+            help="Embedding model, when the dataset has several; it must be one the dataset has.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def check_model(catalog: Catalog, target: str, model: str | None) -> None:
+    """--model must name a model the dataset has embeddings of, also when nothing is ordered by
+    similarity (a typo there would otherwise be silently ignored)."""
+    if model is None:
+        return
+    have = sorted({s.model for s in catalog.spaces if s.target == target})
+    if model not in have:
+        raise click.ClickException(
+            f"dataset {catalog.dataset_name!r} has no {target} embeddings of model {model!r}; "
+            f"it has: {', '.join(have) or 'none'}"
+        )
+
+
+# A value that reads as a query: an operator, or a keyword between spaces.
+_QUERY_LIKE = re.compile(r"==|!=|<|>|\s(and|or|in|not)\s")
+
+
+class QueryCommand(click.Command):
+    """A command whose QUERY argument may start with '-' (`-width < -400`): click would read it
+    as options. Such an argument is refused with a pointer to `--`, instead of being taken as,
+    say, `-f ilename == "a"` or `-o utput == 1`."""
+
+    def _hint(self, ctx: click.Context, arg: str) -> str:
+        return (
+            f"a QUERY that starts with '-' must come after `--`: "
+            f"{ctx.command_path} -d NAME [OPTIONS] -- {_shell_quote(arg)}"
+        )
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.get_params(ctx)
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for name in param.opts + param.secondary_opts
+        }
+        previous = None
+        dashed: list[str] = []
+        for arg in args:
+            if arg == "--":
+                break
+            if (
+                arg.startswith("-")
+                and not arg.startswith("--")
+                and len(arg) > 1
+                and previous not in takes_value
+            ):
+                dashed.append(arg)
+                if _QUERY_LIKE.search(arg):
+                    raise click.UsageError(
+                        f"{arg!r} looks like a QUERY, but it starts with '-' so it would be read as "
+                        f"options; {self._hint(ctx, arg)}",
+                        ctx,
+                    )
+            previous = arg
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            known = {name for param in self.get_params(ctx) for name in getattr(param, "opts", [])}
+            unknown = [a for a in dashed if a[:2] not in known and a not in known]
+            if unknown:
+                raise click.UsageError(
+                    f"{exc.format_message()} ({self._hint(ctx, unknown[0])})", ctx
+                ) from None
+            raise
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

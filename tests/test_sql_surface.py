@@ -649,6 +649,147 @@ def test_grant_reader_refuses_a_superuser(dsn: str) -> None:
     assert "superuser" in result.output and "Traceback" not in result.output
 
 
+def test_grant_reader_takes_an_existing_role_down_to_reading(
+    conn: psycopg.Connection, dsn: str, reader_role: str
+) -> None:
+    """A NOLOGIN role that may write pgsearch's tables, run drop_dataset and create in the schema
+    leaves grant-reader as a LOGIN reader, with the rows intact and every write refused."""
+    _vectors_dataset(conn, 30)
+    ident = sql.Identifier(reader_role)
+    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(ident))
+    for statement in (
+        "GRANT INSERT, UPDATE, DELETE, SELECT ON ALL TABLES IN SCHEMA pgsearch TO {}",
+        "GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA pgsearch TO {}",
+        "GRANT UPDATE (status) ON pgsearch.assets TO {}",
+        "GRANT CREATE ON SCHEMA pgsearch TO {}",
+        "GRANT EXECUTE ON FUNCTION pgsearch.build_embedding_index TO {}",
+    ):
+        conn.execute(sql.SQL(statement).format(ident))  # type: ignore[arg-type]
+    conn.commit()
+    result = CliRunner().invoke(cli, ["db", "grant-reader", reader_role])
+    assert result.exit_code == 0, result.output
+    assert f"role {reader_role}: exists, may now log in" in result.output
+    assert "revoked" in result.output and "on pgsearch.assets" in result.output
+
+    assert _one(conn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (reader_role,)) is True
+    reader_dsn = dsn.replace("postgres@", f"{reader_role}@", 1)
+    with psycopg.connect(reader_dsn, autocommit=True) as reader:
+        assert _one(reader, "SELECT count(*) FROM pgsearch.v_assets") == 30
+        for statement in (
+            "INSERT INTO pgsearch.assets (dataset_id, filename) VALUES (1, 'x')",
+            "UPDATE pgsearch.assets SET status = 'x'",
+            "DELETE FROM pgsearch.labels",
+            "SELECT * FROM pgsearch.assets",
+            "SELECT nextval('pgsearch.assets_id_seq')",
+            "CREATE TABLE pgsearch.mine (x int)",
+            "SELECT pgsearch.drop_dataset('vecs')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute(statement)  # type: ignore[arg-type]
+    grants = _one(
+        conn,
+        "SELECT count(*) FROM information_schema.role_table_grants"
+        " WHERE grantee = %s AND (privilege_type <> 'SELECT' OR table_name NOT LIKE 'v\\_%%')",
+        (reader_role,),
+    )
+    assert grants == 0
+    assert _one(conn, "SELECT count(*) FROM pgsearch.assets") == 30
+    again = CliRunner().invoke(cli, ["db", "grant-reader", reader_role])
+    assert again.exit_code == 0 and "revoked" not in again.output and "may now log in" not in again.output
+
+
+def test_grant_reader_refuses_a_role_with_powers_and_changes_nothing(
+    conn: psycopg.Connection, reader_role: str
+) -> None:
+    ident = sql.Identifier(reader_role)
+    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN CREATEDB CREATEROLE").format(ident))
+    conn.execute(sql.SQL("GRANT INSERT ON pgsearch.assets TO {}").format(ident))
+    conn.commit()
+    result = CliRunner().invoke(cli, ["db", "grant-reader", reader_role])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "CREATEDB, CREATEROLE" in result.output and "NOCREATEDB NOCREATEROLE" in result.output
+    row = conn.execute(
+        "SELECT rolcanlogin, rolcreatedb, has_table_privilege(oid, 'pgsearch.assets', 'INSERT')"
+        " FROM pg_roles WHERE rolname = %s",
+        (reader_role,),
+    ).fetchone()
+    assert row == (False, True, True)
+
+
+def test_grant_reader_refuses_a_role_that_writes_through_membership(
+    conn: psycopg.Connection, reader_role: str
+) -> None:
+    writer = f"{reader_role}_w"
+    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(writer)))
+    conn.execute(sql.SQL("GRANT DELETE ON pgsearch.assets TO {}").format(sql.Identifier(writer)))
+    conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(sql.Identifier(reader_role), sql.Identifier(writer))
+    )
+    conn.commit()
+    try:
+        result = CliRunner().invoke(cli, ["db", "grant-reader", reader_role])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "DELETE on pgsearch.assets" in result.output and f"membership in {writer}" in result.output
+        assert (
+            _one(
+                conn,
+                "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = %s AND table_schema = 'pgsearch'",
+                (reader_role,),
+            )
+            == 0
+        )  # rolled back: no view granted either
+    finally:
+        conn.rollback()
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(writer)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(writer)))
+        conn.commit()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "public",
+        "none",
+        "current_user",
+        "session_user",
+        "current_role",
+        "PUBLIC",
+        "pg_read_all_data",
+        "pg_mine",
+    ],
+)
+def test_grant_reader_refuses_reserved_and_predefined_names(conn: psycopg.Connection, name: str) -> None:
+    before = _one(conn, "SELECT count(*) FROM pg_roles")
+    result = CliRunner().invoke(cli, ["db", "grant-reader", name])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.exception is not None
+    assert result.output.startswith("Error: role name") and len(result.output.strip().splitlines()) == 1
+    assert ("pg_" in result.output) if name.startswith("pg_") else ("reserved" in result.output)
+    assert _one(conn, "SELECT count(*) FROM pg_roles") == before
+    assert (
+        _one(
+            conn,
+            "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = %s AND table_schema = 'pgsearch'",
+            (name,),
+        )
+        == 0
+    )
+
+
+def test_grant_reader_keeps_hostile_names_as_identifiers(conn: psycopg.Connection, dsn: str) -> None:
+    role = f'r"; DROP TABLE pgsearch.assets; --{uuid.uuid4().hex[:6]}'
+    try:
+        result = CliRunner().invoke(cli, ["db", "grant-reader", role])
+        assert result.exit_code == 0, result.output
+        assert _one(conn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,)) is True
+        assert _one(conn, "SELECT to_regclass('pgsearch.assets') IS NOT NULL") is True
+    finally:
+        conn.rollback()
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.commit()
+
+
 # -- migration round trip -----------------------------------------------------------------------
 
 

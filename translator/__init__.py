@@ -27,6 +27,9 @@ UnknownNameError, QueryTypeError, QueryLimitError) carrying line, column and a c
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .catalog import (
     AssetSource,
     Catalog,
@@ -37,9 +40,29 @@ from .catalog import (
     Target,
     VectorSource,
 )
-from .compiler import CompiledQuery, compile_query
 from .errors import QueryError, QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
-from .parse import MAX_NESTING, MAX_QUERY_LENGTH, SIZE_UNITS
+
+if TYPE_CHECKING:
+    from .compiler import CompiledQuery, compile_query
+    from .parse import MAX_NESTING, MAX_QUERY_LENGTH, SIZE_UNITS
+
+# sqlglot (about 100 ms to import) loads with the first use of these, not with the package: the
+# errors and the catalog types are imported by every pgsearch command, most of which compile nothing.
+_LAZY = {
+    "CompiledQuery": "compiler",
+    "compile_query": "compiler",
+    "MAX_NESTING": "parse",
+    "MAX_QUERY_LENGTH": "parse",
+    "SIZE_UNITS": "parse",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "MAX_NESTING",

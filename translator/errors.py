@@ -1,12 +1,23 @@
 """The query language's errors: one root, QueryError, whose message says what is wrong and,
-when the spot is known, where (line, column, and the query with the spot underlined)."""
+when the spot is known, where (line, column, and the query with the spot underlined).
+
+QueryError derives from PgsearchError, the root of every error pgsearch raises for a mistake the
+user can fix. That root lives here because the translator depends on nothing else of ours;
+pgsearch.errors re-exports it (pgsearch.PgsearchError is this class), so one
+`except pgsearch.PgsearchError` catches a bad query as well as a bad setting."""
 
 from __future__ import annotations
 
 Span = tuple[int, int]  # [start, end) character offsets into the query text
 
 
-class QueryError(Exception):
+class PgsearchError(Exception):
+    """Root of every error that is the user's to fix: bad input, configuration, environment.
+
+    Exported as pgsearch.PgsearchError (and pgsearch.errors.PgsearchError)."""
+
+
+class QueryError(PgsearchError):
     """Root of every error the translator raises for a query the user can fix.
 
     `span` is the offending part of `query` as [start, end) offsets; `line` and `column` are

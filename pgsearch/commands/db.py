@@ -185,12 +185,18 @@ def downgrade(dsn: str | None, revision: str) -> None:
     help="Set the role's password (default: $PGSEARCH_READER_PASSWORD; else left as is).",
 )
 def grant_reader(dsn: str | None, name: str, password: str | None) -> None:
-    """Create a read-only LOGIN role NAME for psql and BI tools.
+    """Create (or update) a read-only LOGIN role NAME for psql and BI tools.
 
     NAME may SELECT the pgsearch views (v_assets, v_shapes, ...) and call the search functions
     (similar_assets, ...), and nothing else: no writes, no base tables. Safe to run again; do so
     after `pgsearch db upgrade` to cover new views. The embedded server trusts local connections,
     so a password matters only on a server that asks for one.
+
+    An existing role is made LOGIN and loses its other privileges in the pgsearch schema. One
+    that can do more beyond that schema (SUPERUSER, CREATEDB, CREATEROLE, REPLICATION,
+    BYPASSRLS), or that would keep more than reading in pgsearch through a role it belongs to or
+    objects it owns, is refused and left as it is. Reserved names (public, none, current_user, ...) and PostgreSQL's
+    predefined roles (pg_*) are refused.
 
     Example:
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pgsearch.options import dsn_option
+
+if TYPE_CHECKING:
+    import psycopg
 
 EXAMPLE_QUERIES = (
     '(squirrel > 2 or height > 200) and "dataset2" in groups',
@@ -15,8 +19,22 @@ EXAMPLE_QUERIES = (
 )
 
 
+def _dataset_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("a dataset name must not be empty", ctx=ctx, param=param)
+    return value
+
+
 @click.command()
-@click.option("--dataset", "-d", default="demo", show_default=True, metavar="NAME", help="Dataset to create.")
+@click.option(
+    "--dataset",
+    "-d",
+    default="demo",
+    show_default=True,
+    metavar="NAME",
+    callback=_dataset_name,
+    help="Dataset to create (or reuse, when an earlier demo made it); never one with other images.",
+)
 @click.option(
     "--dir",
     "workdir",
@@ -47,7 +65,8 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
     skies with birds) with COCO boxes, groups and statuses; loads them into the embedded server
     (or --dsn); runs the two example queries of the query language, a similarity and a
     least-similarity search; and writes one HTML page with the results. Running it again
-    reuses what is already loaded.
+    reuses what is already loaded. It refuses to load into an existing dataset that holds
+    images from elsewhere (your own data): pick another --dataset.
 
     Example:
 
@@ -60,10 +79,19 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
     from pgsearch.loader.pipeline import LoadOptions, load_folder
 
     root = Path(workdir) if workdir else home_dir() / "demo"
-    images, annotations, metadata = generate(root / "data", n=count)
-    click.echo(f"1. drew {count} sample images with COCO boxes and metadata in {root / 'data'}")
-
+    try:
+        (root / "data").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create the demo folder {root}: {exc.strerror or exc}") from None
     with api.connect(dsn) as client:
+        _refuse_foreign_dataset(client.conn, dataset, root / "data" / "images")
+        try:
+            images, annotations, metadata = generate(root / "data", n=count)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write the sample images to {root / 'data'}: {exc.strerror or exc}"
+            ) from None
+        click.echo(f"1. drew {count} sample images with COCO boxes and metadata in {root / 'data'}")
         summary = load_folder(
             client.conn,
             LoadOptions(
@@ -104,11 +132,39 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
         cars = client.query('label == "car"', dataset=dataset, shapes=True, limit=12)
         sections.append(('shapes: label == "car"', list(cars)))
 
-    page = write_gallery_sections(sections, root / "gallery.html", title=f"pgsearch demo · dataset {dataset}")
+    try:
+        page = write_gallery_sections(
+            sections, root / "gallery.html", title=f"pgsearch demo · dataset {dataset}"
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {root / 'gallery.html'}: {exc.strerror or exc}") from None
     click.echo(f"7. wrote the gallery: {page.resolve()}")
     click.echo(f"\nTry: pgsearch query 'bird >= 3 and status == \"review\"' --dataset {dataset}")
     click.echo(f"     pgsearch query --dataset {dataset} --similar-to {name} --format json --limit 3")
     click.echo("     pgsearch db psql   (then: SELECT * FROM pgsearch.similar_assets(1, 5);)")
+
+
+def _refuse_foreign_dataset(conn: psycopg.Connection, dataset: str, images: Path) -> None:
+    """The demo adds its images to `dataset` only when the dataset is new, or holds nothing but
+    images of this demo folder: never into someone's own dataset."""
+    row = conn.execute("SELECT id FROM pgsearch.datasets WHERE name = %s", (dataset,)).fetchone()
+    if row is None:
+        conn.commit()
+        return
+    folder = str(images.absolute()) + os.sep
+    found = conn.execute(
+        "SELECT count(*), min(coalesce(path, filename)) FROM pgsearch.assets"
+        " WHERE dataset_id = %s AND (path IS NULL OR NOT starts_with(path, %s))",
+        (row[0], folder),
+    ).fetchone()
+    conn.commit()
+    assert found is not None
+    if found[0]:
+        raise click.ClickException(
+            f"dataset {dataset!r} already exists and holds {found[0]} asset(s) that are not demo images "
+            f"of {folder} (e.g. {found[1]}); the demo does not load into it: "
+            f"pick another name with --dataset (or the --dir an earlier demo used)"
+        )
 
 
 def _show(rows: list[dict[str, Any]]) -> None:

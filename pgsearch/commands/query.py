@@ -3,43 +3,93 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import unicodedata
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from pgsearch.options import dataset_option, dsn_option, output_format_option
+from pgsearch.options import (
+    MAX_LIMIT,
+    QueryCommand,
+    check_model,
+    dataset_option,
+    dsn_option,
+    limit_option,
+    offset_option,
+    output_format_option,
+    search_options,
+)
 
 ASSET_COLUMNS = ("id", "filename", "width", "height", "size", "status", "groups", "labels")
 SHAPE_COLUMNS = ("id", "asset_id", "filename", "label", "kind", "bbox", "area")
+DEFAULT_HTML = "pgsearch-results.html"
+FORMAT_BY_SUFFIX = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
+# Cells a spreadsheet would run as a formula (OWASP "CSV injection").
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-@click.command()
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty", ctx=ctx, param=param)
+    return value
+
+
+def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty: give a file name, or - for stdout", ctx=ctx, param=param)
+    return value
+
+
+@click.command(cls=QueryCommand)
 @click.argument("query", required=False)
 @dataset_option()
-@click.option("--similar-to", metavar="FILENAME|ID", help="Order by similarity to this asset of the dataset.")
-@click.option(
-    "--similar-to-file", type=click.Path(dir_okay=False), help="Order by similarity to an image file."
+@search_options
+@limit_option
+@offset_option
+@output_format_option(
+    "table",
+    "json",
+    "csv",
+    "html",
+    help="Output format. Default: from the -o file's extension (.html, .json, .csv), else table. "
+    "In csv, a text cell starting with =, +, -, @, tab or CR gets a leading ' so spreadsheets do not "
+    "run it as a formula. In table, control and bidi characters show escaped (\\n, \\x1b, \\u202e).",
 )
-@click.option("--similar-to-shape", type=int, metavar="ID", help="Order shapes by similarity to this shape.")
-@click.option("--text", metavar="PROMPT", help="Order by similarity to a text prompt (CLIP-style models).")
-@click.option("--dissimilar", is_flag=True, help="Least similar first (an exact scan of the matching rows).")
-@click.option("--shapes", is_flag=True, help="Rows are shapes (annotations) instead of assets.")
-@click.option("--model", metavar="SPEC", help="Embedding model, when the dataset has several.")
-@click.option("--limit", "-n", type=click.IntRange(0, 100_000), default=100, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
-@output_format_option("table", "json", "csv", "html")
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE instead of stdout."
+    "--output",
+    "-o",
+    metavar="FILE",
+    callback=_output_path,
+    help="Write to FILE (overwritten) instead of stdout; - is stdout. -f html without -o writes "
+    f"./{DEFAULT_HTML}, and refuses to overwrite it.",
 )
-@click.option("--sql", "show_sql", is_flag=True, help="Print the statement (runnable in psql); run nothing.")
-@click.option("--explain", is_flag=True, help="Print PostgreSQL's plan for the statement.")
-@click.option("--add-to-group", metavar="GROUP", help="Add the assets found to GROUP.")
-@click.option("--remove-from-group", metavar="GROUP", help="Remove the assets found from GROUP.")
+@click.option(
+    "--sql",
+    "show_sql",
+    is_flag=True,
+    help="Print the statement (runnable in psql) to stdout or -o; run nothing.",
+)
+@click.option("--explain", is_flag=True, help="Print PostgreSQL's plan for the statement to stdout or -o.")
+@click.option(
+    "--add-to-group",
+    metavar="GROUP",
+    callback=_not_empty,
+    help="Add the assets found (the first --limit rows) to GROUP; the rows shown include it.",
+)
+@click.option(
+    "--remove-from-group",
+    metavar="GROUP",
+    callback=_not_empty,
+    help="Remove the assets found (the first --limit rows) from GROUP; the rows shown lack it.",
+)
 @dsn_option
 def query(
     query: str | None,
@@ -64,19 +114,62 @@ def query(
     """Find assets (or shapes) with a metadata QUERY, optionally ordered by similarity.
 
     QUERY is the metadata query language (see docs/query-language.md); leave it out to search
-    the whole dataset. Each search runs as one SQL statement.
+    the whole dataset. Each search runs as one SQL statement. A QUERY that starts with '-' must
+    come after `--`, or it is read as options: pgsearch query -d demo -- '-width < -400'.
 
     Examples:
 
+    \b
         pgsearch query '(squirrel > 2 or height > 200) and "dataset2" in groups' -d demo
 
+    \b
         pgsearch query 'status == "review"' -d demo --similar-to park_0001.jpg --limit 12
 
-        pgsearch query -d demo --similar-to park_0001.jpg --dissimilar -f html -o far.html
+    \b
+        pgsearch query -d demo --similar-to park_0001.jpg --dissimilar -o far.html
 
+    \b
         pgsearch query 'label == "car"' -d demo --shapes --format json
+
+    \b
+        pgsearch query 'bird >= 3' -d demo --sql -o statement.sql
     """
     from pgsearch.api import SearchRequest, connect
+
+    ctx = click.get_current_context()
+    format_given = ctx.get_parameter_source("output_format") not in (
+        ParameterSource.DEFAULT,
+        ParameterSource.DEFAULT_MAP,
+    )
+    group = add_to_group if add_to_group is not None else remove_from_group
+    if add_to_group is not None and remove_from_group is not None:
+        raise click.UsageError("--add-to-group and --remove-from-group exclude each other")
+    if show_sql and explain:
+        raise click.UsageError(
+            "--sql and --explain exclude each other: --sql prints the statement, --explain its plan"
+        )
+    text_only = "--sql" if show_sql else "--explain" if explain else None
+    if text_only is not None:
+        if group is not None:
+            raise click.UsageError(
+                f"{text_only} runs no search, so it changes no group; leave out --add-to-group/--remove-from-group"
+            )
+        if format_given:
+            raise click.UsageError(
+                f"{text_only} prints text; -f/--format does not apply (-o FILE writes it to a file)"
+            )
+    elif not format_given and output not in (None, "-"):
+        assert output is not None
+        output_format = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), output_format)
+    if text_only is None and output_format == "html" and output is None:
+        output = DEFAULT_HTML
+        if Path(output).exists():
+            raise click.ClickException(
+                f"{Path(output).resolve()} exists; -f html without -o does not overwrite it: "
+                f"give -o FILE (-o {DEFAULT_HTML} to overwrite it)"
+            )
+    if output is not None and output != "-":
+        _check_writable(Path(output))
 
     request = SearchRequest(
         dataset=dataset,
@@ -91,33 +184,135 @@ def query(
         limit=limit,
         offset=offset,
     )
-    if add_to_group and remove_from_group:
-        raise click.UsageError("--add-to-group and --remove-from-group exclude each other")
     with connect(dsn) as client:
+        check_model(client.catalog(dataset), request.target, model)
         if show_sql:
-            click.echo(client.compile(request).inline().rstrip().rstrip(";") + ";")
+            _write_text(client.compile(request).inline().rstrip().rstrip(";") + ";\n", output)
             return
         if explain:
-            click.echo(client.explain(request))
+            _write_text(client.explain(request).rstrip("\n") + "\n", output)
             return
         rows = client.query(**_as_kwargs(request))
-        if add_to_group or remove_from_group:
-            ids = sorted({row["asset_id"] if request.target == "shape" else row["id"] for row in rows})
-            group = add_to_group or remove_from_group
-            assert group is not None
-            if add_to_group:
-                changed = client.add_to_group(dataset, ids, group)
-                click.echo(f"added {changed} of {len(ids)} assets to group {group!r}", err=True)
-            else:
-                changed = client.remove_from_group(dataset, ids, group)
-                click.echo(f"removed {changed} of {len(ids)} assets from group {group!r}", err=True)
-    _emit(list(rows), request.target, output_format, output, title=_title(request))
+        if group is not None:
+            _change_group(client, request, rows, group, add=add_to_group is not None)
+    columns = list(rows.compiled.columns)
+    _emit(list(rows), columns, request.target, output_format, output, title=_title(request))
+
+
+def _check_writable(path: Path) -> None:
+    """Fails now, before anything is searched or changed, when `path` cannot be written; a file
+    that did not exist is left not existing."""
+    try:
+        if path.is_dir():
+            raise click.ClickException(f"cannot write {path}: it is a directory; -o takes a file name")
+        existed = path.exists() or path.is_symlink()
+        with path.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_text(text: str, output: str | None) -> None:
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {Path(output).resolve()}", err=True)
+
+
+def _change_group(client: Any, request: Any, rows: list[dict[str, Any]], group: str, *, add: bool) -> None:
+    """Adds the assets of `rows` to `group` (or removes them), says what happened, and updates
+    the rows' groups so that what is printed next shows the state after the change."""
+    ids = sorted({row["asset_id"] if request.target == "shape" else row["id"] for row in rows})
+    if add:
+        changed = client.add_to_group(request.dataset, ids, group)
+        click.echo(f"added {changed} of the {len(ids)} assets found to group {group!r}", err=True)
+    else:
+        if not _group_exists(client, request.dataset, group):
+            click.echo(
+                f"no asset of dataset {request.dataset!r} is in group {group!r}; nothing removed"
+                f"{_close_groups(client, request.dataset, group)}",
+                err=True,
+            )
+            return
+        changed = client.remove_from_group(request.dataset, ids, group)
+        click.echo(f"removed {changed} of the {len(ids)} assets found from group {group!r}", err=True)
+    if len(rows) == request.limit:
+        total, capped = _count_matching_assets(client, request)
+        if total > len(ids):
+            click.echo(
+                f"{'at least ' if capped else ''}{total} assets match; only those of rows "
+                f"{request.offset + 1} to {request.offset + len(rows)} were "
+                f"{'added' if add else 'removed'} (raise -n/--limit, at most {MAX_LIMIT}, or page with --offset)",
+                err=True,
+            )
+    for row in rows:
+        groups = row.get("groups")
+        if request.target == "asset" and isinstance(groups, list):
+            if add and group not in groups:
+                groups.append(group)
+            elif not add:
+                row["groups"] = [g for g in groups if g != group]
+
+
+def _count_matching_assets(client: Any, request: Any) -> tuple[int, bool]:
+    """How many assets the filter matches (up to MAX_LIMIT rows), ignoring limit and offset."""
+    from psycopg import sql
+
+    counting = dataclasses.replace(
+        request,
+        similar_to=None,
+        similar_to_file=None,
+        similar_to_shape=None,
+        text=None,
+        dissimilar=False,
+        shapes=request.target == "shape",
+        limit=MAX_LIMIT,
+        offset=0,
+    )
+    compiled = client.compile(counting)
+    key = "asset_id" if request.target == "shape" else "id"
+    statement = sql.SQL("SELECT count(*), count(DISTINCT {}) FROM ({}) AS matches").format(
+        sql.Identifier(key), sql.SQL(compiled.sql)
+    )
+    found = client.conn.execute(statement, compiled.params).fetchone()
+    client.conn.commit()
+    return int(found[1]), int(found[0]) >= MAX_LIMIT
+
+
+def _group_exists(client: Any, dataset: str, group: str) -> bool:
+    catalog = client.catalog(dataset)
+    found = client.conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pgsearch.assets WHERE dataset_id = %s AND %s = ANY(groups))",
+        (catalog.dataset_id, group),
+    ).fetchone()
+    client.conn.commit()
+    return bool(found[0])
+
+
+def _close_groups(client: Any, dataset: str, group: str) -> str:
+    import difflib
+
+    catalog = client.catalog(dataset)
+    names = [
+        r[0]
+        for r in client.conn.execute(
+            "SELECT DISTINCT g FROM pgsearch.assets, unnest(groups) AS g WHERE dataset_id = %s LIMIT 1000",
+            (catalog.dataset_id,),
+        )
+    ]
+    client.conn.commit()
+    close = difflib.get_close_matches(group, names, n=3)
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
 
 
 def _as_kwargs(request: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(request)
+    return dataclasses.asdict(request)
 
 
 def _title(request: Any) -> str:
@@ -136,25 +331,33 @@ def _title(request: Any) -> str:
     return " · ".join(parts)
 
 
-def _emit(rows: list[dict[str, Any]], target: str, fmt: str, output: str | None, *, title: str) -> None:
+def _emit(
+    rows: list[dict[str, Any]],
+    columns: Sequence[str],
+    target: str,
+    fmt: str,
+    output: str | None,
+    *,
+    title: str,
+) -> None:
     if fmt == "html":
-        from pgsearch.gallery import write_gallery
+        from pgsearch.gallery import gallery_html
 
-        path = Path(output or "pgsearch-results.html")
-        write_gallery(rows, path, title=title)
-        click.echo(f"wrote {len(rows)} results to {path}", err=True)
-        return
-    if fmt == "json":
+        text = gallery_html(rows, title=title)
+    elif fmt == "json":
         text = json.dumps([_jsonable(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
     elif fmt == "csv":
-        text = _csv(rows)
+        text = _csv(rows, columns)
     else:
         text = _table(rows, target)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {len(rows)} results to {output}", err=True)
-    else:
+    if output is None or output == "-":
         click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {len(rows)} results to {Path(output).resolve()}", err=True)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -168,17 +371,70 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
-    if not rows:
-        return ""
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    fieldnames = list(rows[0]) if rows else list(columns)
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in _jsonable(row).items()}
-        )
+        writer.writerow({k: _csv_value(v) for k, v in _jsonable(row).items()})
     return buffer.getvalue()
+
+
+# Characters that reorder or hide what follows them on a terminal: bidi embeddings, overrides
+# and isolates, and the implicit marks.
+_BIDI = {0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(text: str) -> str:
+    """The text with control and bidi characters written as escapes (\\n, \\x1b, \\u202e)."""
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if char in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[char])
+        elif unicodedata.category(char) == "Cc":
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        elif code in _BIDI or unicodedata.category(char) in ("Zl", "Zp"):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes on a terminal (wide CJK and emoji count 2)."""
+    return sum(_char_width(c) for c in text)
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` cut to `width` columns (ending in … when cut) and padded to exactly `width`."""
+    if _width(text) > width:
+        kept: list[str] = []
+        used = 0
+        for char in text:
+            w = _char_width(char)
+            if used + w > width - 1:
+                break
+            kept.append(char)
+            used += w
+        text = "".join(kept) + "…"
+    return text + " " * (width - _width(text))
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
@@ -207,13 +463,11 @@ def _table(rows: list[dict[str, Any]], target: str) -> str:
     columns = list(SHAPE_COLUMNS if target == "shape" else ASSET_COLUMNS)
     if "distance" in rows[0]:
         columns.insert(2, "distance")
-    cells = [[_cell(r, c) for c in columns] for r in rows]
-    widths = [min(48, max(len(c), *(len(row[i]) for row in cells))) for i, c in enumerate(columns)]
+    cells = [[_visible(_cell(r, c)) for c in columns] for r in rows]
+    widths = [min(48, max(_width(c), *(_width(row[i]) for row in cells))) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
-        return "  ".join(
-            (v if len(v) <= w else v[: w - 1] + "…").ljust(w) for v, w in zip(values, widths, strict=True)
-        )
+        return "  ".join(_fit(v, w) for v, w in zip(values, widths, strict=True))
 
     out = [line(columns), line(["-" * w for w in widths])]
     out.extend(line(row) for row in cells)
