@@ -698,7 +698,9 @@ class Loader:
             conn.commit()
         conn.autocommit = True
         try:
-            conn.execute("ANALYZE pgsearch.assets")
+            # VACUUM too: index-only scans (translator/covering.py) skip only the pages the
+            # visibility map marks all-visible, and a fresh load marks none.
+            conn.execute("VACUUM (ANALYZE) pgsearch.assets, pgsearch.group_members")
             conn.execute("ANALYZE pgsearch.shapes")
             for space in (self.asset_space, self.shape_space):
                 if space is not None:

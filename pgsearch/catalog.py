@@ -1,5 +1,5 @@
 """The translator's view of a dataset, read from the database: label names, metadata and
-attribute keys, latest projection runs, embedding spaces."""
+attribute keys, latest projection runs, embedding spaces, fields with generated columns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import psycopg
 from psycopg import sql
 
 from pgsearch.datasets import get_dataset
-from pgsearch.translator import Catalog, EmbeddingSpace
+from pgsearch.indexes import list_indexes
+from pgsearch.translator import Catalog, EmbeddingSpace, FieldColumn
 
 # Above this many assets (or shapes) the keys are not collected: the scan would cost more than the
 # query it serves.
@@ -58,6 +59,9 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
             (ds.id,),
         )
     )
+    field_columns = tuple(
+        FieldColumn(i.field, i.kind, i.column) for i in list_indexes(conn) if i.column is not None
+    )
     return Catalog(
         dataset_id=ds.id,
         dataset_name=ds.name,
@@ -67,4 +71,5 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
         asset_run=runs.get("asset"),
         shape_run=runs.get("shape"),
         spaces=spaces,
+        field_columns=field_columns,
     )

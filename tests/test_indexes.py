@@ -7,6 +7,7 @@ import json
 import psycopg
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
 
 from pgsearch.catalog import load_catalog
 from pgsearch.cli import cli
@@ -106,3 +107,107 @@ def test_cli_add_list_drop(dsn) -> None:  # type: ignore[no-untyped-def]
     assert dropped.exit_code == 0 and "dropped" in dropped.stdout
     missing = runner.invoke(cli, ["index", "drop", "metadata.bucket"])
     assert missing.exit_code == 1 and "indexed fields: metadata.camera" in missing.output
+
+
+# Each query with its answer computed in Python from _fill's rows.
+def _meta(i: int) -> dict[str, object]:
+    meta: dict[str, object] = {"bucket": i % 1000, "camera": f"cam{i % 7}", "nested": {"iso": i % 50}}
+    if i % 100 == 0:
+        meta["bucket"] = "unknown"
+    return meta
+
+
+def _num(value: object) -> float | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None  # type: ignore[return-value]
+
+
+COLUMN_QUERIES = {
+    "metadata.bucket == 7": lambda m: _num(m["bucket"]) == 7,
+    "metadata.bucket in (1, 2, 995)": lambda m: _num(m["bucket"]) in (1, 2, 995),
+    "metadata.bucket + 1 > 999": lambda m: (_num(m["bucket"]) or -10) + 1 > 999,
+    "not metadata.bucket < 990": lambda m: not ((b := _num(m["bucket"])) is not None and b < 990),
+    'metadata.camera >= "cam5"': lambda m: m["camera"] >= "cam5",
+    'metadata.camera < "cam1" or metadata.nested.iso == 3': lambda m: (
+        m["camera"] < "cam1" or m["nested"]["iso"] == 3
+    ),
+    'metadata.camera == "cam3" and metadata.bucket > 990': lambda m: (
+        m["camera"] == "cam3" and (_num(m["bucket"]) or 0) > 990
+    ),
+}
+
+
+def test_filters_read_the_generated_columns(conn) -> None:  # type: ignore[no-untyped-def]
+    """After `add`, the translator reads each indexed field's column (no jsonb in the SQL), the
+    answers stay those of a plain-Python evaluation, and string ranges are served by the index
+    (the column is collated "C", as the translator compares strings)."""
+    _fill(conn)
+    made = {f: add_index(conn, f) for f in ("metadata.bucket", "metadata.camera", "metadata.nested.iso")}
+    assert all(m.column == m.name for m in made.values())
+    catalog = load_catalog(conn, "m")
+    assert {(f.field, f.kind) for f in catalog.field_columns} == {
+        ("metadata.bucket", "number"),
+        ("metadata.camera", "string"),
+        ("metadata.nested.iso", "number"),
+    }
+    rows = {i: _meta(i) for i in range(N)}
+    by_name = {f"{i:05d}.jpg": i for i in rows}
+    for query, expected in COLUMN_QUERIES.items():
+        compiled = compile_query(query, catalog, limit=N)
+        assert "jsonb_typeof" not in compiled.sql, (query, compiled.sql)
+        got = sorted(by_name[r[1]] for r in conn.execute(compiled.sql, compiled.params))
+        assert got == sorted(i for i, m in rows.items() if expected(m)), query
+    assert made["metadata.camera"].name in _plan(conn, 'metadata.camera >= "cam5"')
+    # Columns follow later writes: an edited row and a new row.
+    conn.execute(
+        "UPDATE pgsearch.assets SET metadata = metadata || '{\"bucket\": 7}' WHERE filename = '00001.jpg'"
+    )
+    dataset = catalog.dataset_id
+    conn.execute(
+        "INSERT INTO pgsearch.assets (dataset_id, filename, metadata) VALUES (%s, 'new.jpg', '{\"bucket\": 7.0}')",
+        (dataset,),
+    )
+    names = {r[1] for r in conn.execute(*_compiled(conn, "metadata.bucket == 7"))}
+    assert {"00001.jpg", "new.jpg", "00007.jpg"} <= names
+
+
+def _compiled(conn: psycopg.Connection, text: str) -> tuple[str, dict[str, object]]:
+    compiled = compile_query(text, load_catalog(conn, "m"), limit=N)
+    return compiled.sql, compiled.params
+
+
+def test_drop_removes_the_column_and_add_replaces_an_expression_index(conn) -> None:  # type: ignore[no-untyped-def]
+    _fill(conn)
+    made = add_index(conn, "metadata.bucket")
+    drop_index(conn, "metadata.bucket")
+    columns = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'assets'"
+        )
+    }
+    assert made.name not in columns
+    assert load_catalog(conn, "m").field_columns == ()
+    # An index as earlier versions made it: on the expression, its comment naming no column.
+    from pgsearch.indexes import COMMENT_PREFIX, field_for, index_name
+
+    legacy = field_for("metadata.bucket", "number")
+    conn.execute(
+        sql.SQL("CREATE INDEX {} ON pgsearch.assets (dataset_id, ({}))").format(
+            sql.Identifier(index_name(legacy)), sql.SQL(legacy.expression)
+        )
+    )
+    conn.execute(
+        sql.SQL("COMMENT ON INDEX pgsearch.{} IS {}").format(
+            sql.Identifier(index_name(legacy)),
+            sql.Literal(COMMENT_PREFIX + json.dumps({"field": "metadata.bucket", "kind": "number"})),
+        )
+    )
+    conn.commit()
+    [old] = list_indexes(conn)
+    assert old.column is None and load_catalog(conn, "m").field_columns == ()
+    before = _ids(conn, "metadata.bucket < 5")
+    assert old.name in _plan(conn, "metadata.bucket < 5")  # the expression index still serves
+    conn.execute("RESET ALL")
+    [new] = [add_index(conn, "metadata.bucket")]
+    assert new.column == new.name and len(list_indexes(conn)) == 1
+    assert _ids(conn, "metadata.bucket < 5") == before

@@ -165,8 +165,9 @@ def test_one_statement_per_search(loaded: str) -> None:
         ]:
             searches, others = statements(client, query, **kwargs)
             assert searches == 1, (query, kwargs)
-            # catalog look-ups (4), plus the anchor check for a stored asset
-            assert others <= (5 if "similar_to" in kwargs else 4), (query, kwargs, others)
+            # catalog look-ups (dataset, labels, runs, spaces, field columns), plus the anchor
+            # check for a stored asset
+            assert others <= (6 if "similar_to" in kwargs else 5), (query, kwargs, others)
 
 
 def test_api_rows_dataframe_and_errors(loaded: str) -> None:

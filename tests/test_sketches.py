@@ -15,7 +15,7 @@ from psycopg import sql
 from pgsearch import db as database
 from pgsearch import migrate
 from pgsearch.translator import Catalog, EmbeddingSpace, Similarity, VectorSource, compile_query
-from pgsearch.translator.statement import SKETCH_MIN_DIM
+from pgsearch.translator.statement import RERANK_BITS, rerank_count
 
 
 def _space(conn: psycopg.Connection, dim: int, n: int) -> tuple[int, int, str, list[int]]:
@@ -142,7 +142,8 @@ def test_migration_sketches_existing_vectors(dsn: str) -> None:
 
 # -- the exact path that pre-ranks by sketch ------------------------------------------------------
 
-N, DIM = 4000, SKETCH_MIN_DIM
+# RERANK_BITS dimensions: the rerank count (1,000 here) stays under the matching rows.
+N, DIM = 4000, RERANK_BITS
 
 
 def _clustered(rng: np.random.Generator) -> np.ndarray:
@@ -187,7 +188,7 @@ def test_sketch_ranked_exact_path(conn: psycopg.Connection, triggers: bool) -> N
         )
         compiled = compile_query(f"width <= {threshold}", catalog, similarity=sim, limit=k)
         if not dissimilar:
-            assert compiled.params["rerank"] == 1000 or k * 10 == compiled.params["rerank"]
+            assert compiled.params["rerank"] == rerank_count(k, DIM) < threshold
         got = [(r[0], r[-1]) for r in conn.execute(compiled.sql, compiled.params)]
         assert len(got) == k
         # What --sql prints for psql is the same statement: the same rows.

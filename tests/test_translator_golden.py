@@ -20,6 +20,7 @@ from pgsearch.translator import (
     AssetSource,
     Catalog,
     EmbeddingSpace,
+    FieldColumn,
     QueryError,
     ShapeSource,
     Similarity,
@@ -49,6 +50,11 @@ CATALOG = Catalog(
     asset_run=3,
     shape_run=None,
     spaces=(ASSET_SPACE, SHAPE_SPACE, WIDE_SPACE),
+    # generated columns of `pgsearch index add` (metadata.iso and .camera stay computed from jsonb)
+    field_columns=(
+        FieldColumn("metadata.gps.lat", "number", "assets_metadata_gps_lat_number_0a1b2c3d"),
+        FieldColumn("attributes.score", "number", "shapes_attributes_score_number_4e5f6a7b"),
+    ),
 )
 
 SIMILARITIES: dict[str, Similarity] = {
@@ -133,6 +139,11 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ('"dataset2" in groups and squirrel >= 1', {"similarity": "wide"}),
         ("status == 'review'", {"similarity": "dissimilar_wide", "limit": 200}),
         (None, {"similarity": "wide", "limit": 5}),
+        # filters an index answers alone (translator/covering.py), and one it does not
+        ('"dataset2" in groups', {"similarity": "wide"}),
+        ('status in ("review", "to_fix")', {"similarity": "wide"}),
+        ("metadata.gps.lat <= -3", {"similarity": "wide"}),
+        ('metadata.gps.lat > 47.5 and status == "review"', {"similarity": "wide"}),
     ],
     "errors": [
         ("width in ()", {}),

@@ -23,12 +23,25 @@ class EmbeddingSpace:
 
 
 @dataclass(frozen=True)
+class FieldColumn:
+    """A stored generated column holding a metadata (or attributes) field's value compared as
+    `kind`, which `pgsearch index add` creates with its index: the translator reads the column
+    instead of computing the value, so an index carrying the column answers the filter alone."""
+
+    field: str  # normalised: metadata.KEY[.KEY...] or attributes.KEY[...]
+    kind: str  # number, string or boolean
+    column: str  # on assets (metadata) or shapes (attributes)
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A dataset as the query language sees it.
 
     metadata_keys / attribute_keys: the keys seen in assets.metadata / shapes.attributes; a key
     outside them is an unknown name. None means "not known": every key is accepted.
     asset_run / shape_run: the latest projection run per target (None: cluster, x, y are missing).
+    field_columns: the fields with a generated column (FieldColumn); the others are computed from
+    the jsonb column.
     """
 
     dataset_id: int
@@ -39,6 +52,7 @@ class Catalog:
     asset_run: int | None = None
     shape_run: int | None = None
     spaces: tuple[EmbeddingSpace, ...] = ()
+    field_columns: tuple[FieldColumn, ...] = ()
     schema: str = "pgsearch"
 
     def space(self, target: Target, model: str | None = None) -> EmbeddingSpace | None:

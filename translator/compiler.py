@@ -12,10 +12,12 @@ from sqlglot import exp
 
 from .allow import check_allowed
 from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, VectorSource
+from .covering import Covering, covering
 from .dialect import PG_DIALECT
 from .errors import QueryLimitError, QueryTypeError
 from .fields import ASSET_POINT, SHAPE_POINT
 from .generate import Params, PredicateGenerator, where_clause
+from .nodes import Kind
 from .parse import parse
 from .resolve import Resolver
 from .statement import StatementBuilder, column_names
@@ -80,13 +82,17 @@ def compile_query(
     _check_paging(limit, offset)
     params = Params()
     runs = {ASSET_POINT: catalog.asset_run, SHAPE_POINT: catalog.shape_run}
-    generator = PredicateGenerator(params, runs)
+    field_columns = {(f.field, Kind(f.kind)): f.column for f in catalog.field_columns}
+    generator = PredicateGenerator(params, runs, field_columns)
     predicate: exp.Expr | None = None
+    covered: Covering | None = None
     if text is not None:
         tree = parse(text)
         check_allowed(text, tree)
         tree = Resolver(text, catalog, target).resolve(tree)
         tree = TypeChecker(text).check(tree)
+        if target == "asset":
+            covered = covering(tree, field_columns)
         predicate = where_clause(generator.condition(tree))
     builder = StatementBuilder(catalog, target, params)
     if similarity is None:
@@ -94,7 +100,7 @@ def compile_query(
         columns = column_names(target)
     else:
         _check_similarity(similarity, target)
-        statement = builder.similar(predicate, generator.joined_points, similarity, limit, offset)
+        statement = builder.similar(predicate, generator.joined_points, similarity, limit, offset, covered)
         columns = (*column_names(target), "distance")
     # No defensive copy: the tree is ours alone, and copying it would double the compile time.
     return CompiledQuery(PG_DIALECT.generate(statement, copy=False), params.values, columns, statement)

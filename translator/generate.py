@@ -15,6 +15,7 @@ Semantics kept exactly (the tests' Python evaluator implements the same rules):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -102,11 +103,18 @@ def where_clause(e: exp.Expr) -> exp.Expr:
 
 class PredicateGenerator:
     """`runs` maps the projection-point aliases (pa, ps) to the latest run id, or None when the
-    dataset has no such run (cluster, x, y are then missing)."""
+    dataset has no such run (cluster, x, y are then missing). `field_columns` maps a jsonb field
+    (normalised name, kind) to the generated column that stores its value as that kind."""
 
-    def __init__(self, params: Params, runs: dict[str, int | None]) -> None:
+    def __init__(
+        self,
+        params: Params,
+        runs: dict[str, int | None],
+        field_columns: Mapping[tuple[str, Kind], str] | None = None,
+    ) -> None:
         self.params = params
         self.runs = runs
+        self.field_columns = field_columns or {}
         self.joined_points: set[str] = set()
 
     # -- conditions (never NULL) ----------------------------------------------------------
@@ -233,6 +241,10 @@ class PredicateGenerator:
 
     def _json(self, node: JsonRef, kind: Kind) -> exp.Expr:
         alias, column = {**ASSET_JSON, **SHAPE_JSON}[node.this]
+        stored = self.field_columns.get((json_field_name(node), kind))
+        if stored is not None:
+            # The generated column holds exactly the expression below (pgsearch index add).
+            return col(alias, stored)
         keys = [self.params.add(k) for k in node.keys]
         container: exp.Expr = col(alias, column)
         for key in keys[:-1]:
@@ -278,6 +290,11 @@ class PredicateGenerator:
         scaled = exp.Mul(this=paren(left), expression=exp.Literal.number(10**DIVISION_SCALE))
         quotient = func("div", scaled, divisor)
         return exp.Mul(this=quotient, expression=exp.Literal.number("0." + "0" * (DIVISION_SCALE - 1) + "1"))
+
+
+def json_field_name(node: JsonRef) -> str:
+    """metadata.KEY[.KEY...] / attributes.KEY[...]: how indexes and field columns name a field."""
+    return ".".join([node.this, *node.keys])
 
 
 def _ascii_lower(text: str) -> str:

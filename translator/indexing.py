@@ -16,7 +16,7 @@ from .allow import check_allowed
 from .catalog import Catalog, Target
 from .dialect import PG_DIALECT
 from .errors import QueryTypeError
-from .generate import Params, PredicateGenerator
+from .generate import Params, PredicateGenerator, json_field_name
 from .nodes import JsonRef, Kind
 from .parse import parse
 from .resolve import Resolver
@@ -60,6 +60,6 @@ def indexable_field(field: str, kind: str) -> IndexableField:
         return node
 
     value = value.transform(inline)
-    name = ".".join([node.this, *node.keys])
+    name = json_field_name(node)
     table = "shapes" if node.this == "attributes" else "assets"
     return IndexableField(name, table, kind, PG_DIALECT.generate(value, copy=False))

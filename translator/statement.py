@@ -55,9 +55,13 @@ from decimal import Decimal
 from sqlglot import exp
 
 from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, VectorSource
+from .covering import Covering
 from .dialect import CosineDistance
 from .fields import ASSET, ASSET_POINT, EMBEDDING, LABEL, SHAPE, SHAPE_POINT
 from .generate import Params, cast, col, func, paren
+
+# The alias of pgsearch.group_members in the exact path of a group filter.
+MEMBER = "gm"
 
 ASSET_COLUMNS = (
     "id",
@@ -97,12 +101,19 @@ SAMPLE_ROWS = 4000
 EXACT_ROWS = 2000
 EXACT_ROWS_MAX = 40_000
 EXACT_SHARE = Decimal("0.04")
+# The same when an index hands over the matching ids and sketches (covering.py): reading them costs
+# about a tenth as much, and the exact path stays under the walk's cost up to about 7% of 1M rows.
+COVERED_EXACT_ROWS_MAX = 80_000
+COVERED_EXACT_SHARE = Decimal("0.07")
 # The exact path for assets ranks the matching rows by sketch (sql/sketches.sql) and looks up the
 # true distance of the best max(RERANK_MIN, RERANK_FACTOR * k): sign bits of 512-d vectors put
 # the true top 100 inside the best 1,000 of 10,000 (recall 0.97-1.0 on clustered data, lower
-# without the centring), and each lookup costs about 3 us.
+# without the centring), and each lookup costs about 3 us. Fewer bits rank more coarsely (256 bits
+# held 94 of the top 100 in the best 1,000 of 2,000, tests/test_exact_answers.py), so spaces under
+# RERANK_BITS dimensions look up proportionally more: twice as many at 256.
 RERANK_MIN = 1000
 RERANK_FACTOR = 10
+RERANK_BITS = 512
 # Fewer sign bits than this rank too coarsely to pre-rank by (and small vectors are cheap to read):
 # the exact path of such spaces reads every matching row's vector.
 SKETCH_MIN_DIM = 256
@@ -196,7 +207,13 @@ class StatementBuilder:
         )
 
     def similar(
-        self, predicate: exp.Expr | None, points: set[str], sim: Similarity, limit: int, offset: int
+        self,
+        predicate: exp.Expr | None,
+        points: set[str],
+        sim: Similarity,
+        limit: int,
+        offset: int,
+        covered: Covering | None = None,
     ) -> exp.Expr:
         halfvec = f"halfvec({sim.space.dim})"
         embedding = cast(col(EMBEDDING, "embedding"), halfvec)
@@ -231,7 +248,7 @@ class StatementBuilder:
             short = exp.LT(this=count.copy(), expression=k.copy())
 
         if _sketched(sim):
-            exact = self._sketched_exact(predicate, points, sim, short, limit + offset, distance())
+            exact = self._sketched_exact(predicate, points, sim, short, limit + offset, distance(), covered)
             tiebreak = col(EMBEDDING, "asset_id")
         else:
             exact = filtered([row_id.copy(), distance()])
@@ -259,7 +276,7 @@ class StatementBuilder:
         if _sketched(sim):
             outer = outer.with_("query_sketch", self._query_sketch(sim), copy=False)
         if walk and predicate is not None:
-            route = self._route(predicate, points, needed)
+            route = self._route(predicate, points, needed, covered is not None and _sketched(sim))
             outer = outer.with_("route", route, materialized=True, copy=False)
         if walk:
             outer = outer.with_("ann", ann, materialized=True, copy=False)
@@ -273,29 +290,46 @@ class StatementBuilder:
         short: exp.Expr | None,
         k: int,
         distance: exp.Expr,
+        covered: Covering | None,
     ) -> exp.Select:
         """The exact path for assets: the matching rows ranked by the Hamming distance of their
-        sketch (read from the row the filter reads anyway) to the query's, then the best `rerank`
-        of them by their true cosine distance. With no query sketch (a space without a centre yet)
-        every matching row is ranked."""
+        sketch (read with the filter: from the asset rows, or from an index that carries them, see
+        covering.py) to the query's, then the best `rerank` of them by their true cosine distance.
+        With no query sketch (a space without a centre yet) every matching row is ranked."""
+        if covered is not None and covered.group is not None:
+            # `"NAME" in groups`: the group's members, read from group_members' primary key.
+            rows = MEMBER
+            candidates = _select([exp.alias_(col(MEMBER, "asset_id"), "id")])
+            candidates = candidates.from_(self.table("group_members", MEMBER), copy=False)
+            candidates = candidates.where(
+                exp.And(
+                    this=_eq(
+                        col(MEMBER, "dataset_id"), self.params.named("dataset_id", self.catalog.dataset_id)
+                    ),
+                    expression=_eq(col(MEMBER, "name"), self.params.named("group", covered.group)),
+                ),
+                copy=False,
+            )
+            row_id = col(MEMBER, "asset_id")
+        else:
+            rows = ASSET
+            candidates = self._from(_select([exp.alias_(col(ASSET, "id"), "id")]), points, None)
+            candidates = candidates.where(self._where(predicate.copy() if predicate else None), copy=False)
+            row_id = col(ASSET, "id")
         # offset=1: the index is already 1-based; sqlglot shifts a 0-based literal one up when
         # --sql inlines the parameter.
         sketch = exp.Bracket(
-            this=col(ASSET, "sketches"), expressions=[self.params.named("space_id", sim.space.id)], offset=1
+            this=col(rows, "sketches"), expressions=[self.params.named("space_id", sim.space.id)], offset=1
         )
         query_sketch = _scalar(_select([exp.column("b")]).from_(_cte("query_sketch"), copy=False))
-        candidates = self._from(_select([exp.alias_(col(ASSET, "id"), "id")]), points, None)
-        candidates = candidates.where(self._where(predicate.copy() if predicate else None), copy=False)
         if short is not None:
             candidates = candidates.where(short, copy=False)
         candidates = candidates.order_by(
-            _ordered(func("hamming_distance", sketch, query_sketch), sim.dissimilar),
-            col(ASSET, "id"),
-            copy=False,
+            _ordered(func("hamming_distance", sketch, query_sketch), sim.dissimilar), row_id, copy=False
         )
         every_row_without_sketch = exp.Case(
             ifs=[exp.If(this=exp.Is(this=query_sketch.copy(), expression=exp.Null()), true=exp.Null())],
-            default=self.params.named("rerank", max(RERANK_MIN, RERANK_FACTOR * k)),
+            default=self.params.named("rerank", rerank_count(k, sim.space.dim)),
         )
         candidates = candidates.limit(every_row_without_sketch, copy=False)
         # One index scan for all the candidates' vectors (= ANY of an array): it visits the keys
@@ -332,9 +366,11 @@ class StatementBuilder:
             select = self._shape_joins(select, {LABEL, ASSET})
         return select
 
-    def _route(self, predicate: exp.Expr, points: set[str], needed: set[str]) -> exp.Select:
+    def _route(self, predicate: exp.Expr, points: set[str], needed: set[str], covered: bool) -> exp.Select:
         """One row, one column `exact`: whether the filter is narrow enough for the exact path,
-        from a page sample of the rows' table (the same pages every time: REPEATABLE)."""
+        from a page sample of the rows' table (the same pages every time: REPEATABLE). covered:
+        an index hands the exact path the matching ids and sketches (covering.py), which makes it
+        worth taking for wider filters."""
         relation = cast(
             self.params.named("sample_table", f"{self.catalog.schema}.{self._base()}"), "regclass"
         )
@@ -393,9 +429,17 @@ class StatementBuilder:
             this=exp.LT(this=estimate, expression=self.params.named("exact_rows", EXACT_ROWS)),
             expression=exp.And(
                 this=exp.LT(
-                    this=estimate.copy(), expression=self.params.named("exact_rows_max", EXACT_ROWS_MAX)
+                    this=estimate.copy(),
+                    expression=self.params.named(
+                        "exact_rows_max", COVERED_EXACT_ROWS_MAX if covered else EXACT_ROWS_MAX
+                    ),
                 ),
-                expression=exp.LT(this=share, expression=self.params.named("exact_share", EXACT_SHARE)),
+                expression=exp.LT(
+                    this=share,
+                    expression=self.params.named(
+                        "exact_share", COVERED_EXACT_SHARE if covered else EXACT_SHARE
+                    ),
+                ),
             ),
         )
         sample = exp.Subquery(this=counts, alias=exp.TableAlias(this=exp.to_identifier("sample")))
@@ -431,6 +475,11 @@ class StatementBuilder:
                 _eq(col("q", "shape_id"), self.params.named("source_shape", source.shape_id)), copy=False
             )
         )
+
+
+def rerank_count(k: int, dim: int) -> int:
+    """How many sketch-ranked rows the exact path looks up for a top k in a space of dim."""
+    return max(RERANK_MIN, RERANK_FACTOR * k) * math.ceil(RERANK_BITS / dim)
 
 
 def _unit(vector: Sequence[float]) -> list[float]:
