@@ -69,6 +69,13 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except _user_errors() as exc:
             raise click.ClickException(str(exc)) from None
+        except psycopg.errors.ProgramLimitExceeded as exc:
+            # (an OperationalError too, but the connection is fine): most often a long text value
+            # in a field that `pgsearch index add` indexed.
+            raise click.ClickException(
+                f"the database refused a value as too large: {_first_line(exc)}; the write that "
+                "carried it was rolled back (long text in an indexed field? `pgsearch index list` shows them)"
+            ) from None
         except psycopg.OperationalError as exc:
             # The server went away mid-command (restart, network): say so in one line.
             raise click.ClickException(f"database connection failed: {_first_line(exc)}") from None

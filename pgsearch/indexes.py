@@ -119,11 +119,20 @@ def add_index(conn: psycopg.Connection, field: str, kind: str | None = None) -> 
     # On assets the index also carries what the exact path of a similarity search reads (the id
     # and the sketches), so a filter on the field is answered by an index-only scan.
     carried = sql.SQL(" INCLUDE (id, sketches)") if target.table == "assets" else sql.SQL("")
-    conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON pgsearch.{} (dataset_id, {}){}").format(
-            sql.Identifier(name), table, column, carried
+    try:
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON pgsearch.{} (dataset_id, {}){}").format(
+                sql.Identifier(name), table, column, carried
+            )
         )
-    )
+    except psycopg.errors.ProgramLimitExceeded:
+        # A btree entry holds at most about 2,700 bytes: a long text value cannot be indexed.
+        conn.rollback()
+        longest = _longest_value(conn, target)
+        raise FieldIndexError(
+            f"cannot index {target.field} as a {chosen}: {longest} is too long for an index entry "
+            "(at most about 2,700 bytes); nothing was changed"
+        ) from None
     info = json.dumps({"field": target.field, "kind": chosen, "column": name})
     conn.execute(
         sql.SQL("COMMENT ON INDEX pgsearch.{} IS {}").format(
@@ -140,6 +149,26 @@ def add_index(conn: psycopg.Connection, field: str, kind: str | None = None) -> 
     conn.commit()
     _vacuum(conn, target.table)
     return next(i for i in list_indexes(conn) if i.name == name)
+
+
+def _longest_value(conn: psycopg.Connection, target: IndexableField) -> str:
+    if target.kind != "string":
+        return "a value"
+    row = conn.execute(
+        sql.SQL(
+            "SELECT {}, octet_length(v) FROM (SELECT {} AS v, {} FROM pgsearch.{}) AS t"
+            " ORDER BY octet_length(v) DESC NULLS LAST LIMIT 1"
+        ).format(
+            sql.SQL("filename") if target.table == "assets" else sql.SQL("id"),
+            sql.SQL(target.expression),
+            sql.SQL("filename") if target.table == "assets" else sql.SQL("id"),
+            sql.Identifier(target.table),
+        )
+    ).fetchone()
+    if row is None:
+        return "a value"
+    what = f"the value of {row[0]}" if target.table == "assets" else f"the value of shape {row[0]}"
+    return f"{what} ({row[1]:,} bytes)"
 
 
 def _vacuum(conn: psycopg.Connection, table: str) -> None:

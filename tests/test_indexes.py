@@ -211,3 +211,58 @@ def test_drop_removes_the_column_and_add_replaces_an_expression_index(conn) -> N
     [new] = [add_index(conn, "metadata.bucket")]
     assert new.column == new.name and len(list_indexes(conn)) == 1
     assert _ids(conn, "metadata.bucket < 5") == before
+
+
+def test_a_value_too_long_to_index_is_a_clear_error_and_changes_nothing(conn) -> None:  # type: ignore[no-untyped-def]
+    _fill(conn)
+    random_text = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(3000))  # incompressible
+    conn.execute(
+        "UPDATE pgsearch.assets SET metadata = metadata || jsonb_build_object('camera', %s::text)"
+        " WHERE filename = '00042.jpg'",
+        (random_text,),
+    )
+    conn.commit()
+    with pytest.raises(FieldIndexError, match=r"metadata.camera.*00042.jpg.*bytes.*nothing was changed"):
+        add_index(conn, "metadata.camera", "string")
+    assert list_indexes(conn) == []
+    columns = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'assets'"
+        )
+    }
+    assert not any(c.startswith("assets_metadata_camera") for c in columns)
+    assert _ids(conn, 'metadata.camera == "cam3"')  # filters still work, without the index
+
+
+def test_loading_a_value_too_long_for_an_indexed_field_says_so(conn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from imagegen import make_folder
+
+    make_folder(tmp_path / "images", 3)
+    names = sorted(p.name for p in (tmp_path / "images").iterdir())
+    meta = tmp_path / "m.jsonl"
+    meta.write_text(json.dumps({"filename": names[0], "metadata": {"camera": "short"}}) + "\n")
+    runner = CliRunner()
+    load = [
+        "load",
+        str(tmp_path / "images"),
+        "-d",
+        "d",
+        "--metadata",
+        str(meta),
+        "--workers",
+        "0",
+        "--no-embed",
+    ]
+    first = runner.invoke(cli, load)
+    assert first.exit_code == 0, first.output
+    add_index(conn, "metadata.camera", "string")
+    long_text = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(3000))
+    meta.write_text(json.dumps({"filename": names[1], "metadata": {"camera": long_text}}) + "\n")
+    second = runner.invoke(cli, load)
+    assert second.exit_code == 1 and "Traceback" not in second.output
+    assert "too large" in second.output and "pgsearch index list" in second.output, second.output
+    kept = conn.execute(
+        "SELECT metadata->>'camera' FROM pgsearch.assets WHERE filename = %s", (names[0],)
+    ).fetchone()
+    assert kept == ("short",)

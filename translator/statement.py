@@ -39,6 +39,10 @@ A similarity search picks, inside its one statement, between two ways of finding
   anyway; a vector lookup per matching row cost twice that (bench/README.md). With no centre yet
   (no vector written through the triggers) the query sketch is NULL and LIMIT NULL ranks every
   matching row. Shape spaces and small vectors read every matching row's vector.
+- Some filters hand the exact path the matching ids and sketches from an index alone (see
+  covering.py): `"NAME" in groups` reads group_members instead of assets; status and indexed
+  metadata fields read a btree that carries them. The route keeps those exact for wider filters
+  (COVERED_EXACT_*).
 - A dissimilar search (least similar first) is the exact path alone, reading every matching
   row's vector, with no route, walk or sketch: a walk towards -q starts among data that lies
   nowhere near -q and stops early (recall near 0.3 on embeddings sharing a common direction), and
