@@ -52,7 +52,7 @@ from pgsearch.translator import (  # noqa: E402
     VectorSource,
     compile_query,
 )
-from pgsearch.translator.statement import RERANK_FACTOR, RERANK_MIN  # noqa: E402
+from pgsearch.translator.statement import RERANK_BITS, RERANK_FACTOR, RERANK_MIN  # noqa: E402
 
 DIM = 512
 DATASET = "bench"
@@ -549,7 +549,7 @@ def main() -> None:
                     "ef_construction": args.ef_construction,
                     "vector": "halfvec(512)",
                     "metadata_index": args.metadata_index,
-                    "exact_path": f"sketch pre-rank, rerank max({RERANK_MIN}, {RERANK_FACTOR} * k)",
+                    "exact_path": f"sketch pre-rank, rerank max({RERANK_MIN}, {RERANK_FACTOR} * k) * ceil({RERANK_BITS} / dim)",
                     **info,
                     **machine(conn),
                 }

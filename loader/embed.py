@@ -227,6 +227,15 @@ def _embed_model(
             conn.commit()
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("pgsearch", space.table_name)))
             conn.commit()
+    if asset_space is not None:
+        # The new vectors rewrote their assets' sketches (and group_members): index-only scans
+        # skip only pages the visibility map marks all-visible (translator/covering.py).
+        autocommit = conn.autocommit
+        conn.autocommit = True
+        try:
+            conn.execute("VACUUM (ANALYZE) pgsearch.assets, pgsearch.group_members")
+        finally:
+            conn.autocommit = autocommit
     return out
 
 

@@ -60,7 +60,9 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
         )
     )
     field_columns = tuple(
-        FieldColumn(i.field, i.kind, i.column) for i in list_indexes(conn) if i.column is not None
+        FieldColumn(i.field, i.kind, i.column)
+        for i in list_indexes(conn, sizes=False)
+        if i.column is not None
     )
     return Catalog(
         dataset_id=ds.id,

@@ -70,11 +70,13 @@ class LazyGroup(click.Group):
         except _user_errors() as exc:
             raise click.ClickException(str(exc)) from None
         except psycopg.errors.ProgramLimitExceeded as exc:
-            # (an OperationalError too, but the connection is fine): most often a long text value
-            # in a field that `pgsearch index add` indexed.
+            # (an OperationalError too, but the connection is fine): an index entry over btree's
+            # ~2,700 bytes: long text in an indexed field or a long group name, with the sketches
+            # the covering indexes carry (sql/covering.sql).
             raise click.ClickException(
                 f"the database refused a value as too large: {_first_line(exc)}; the write that "
-                "carried it was rolled back (long text in an indexed field? `pgsearch index list` shows them)"
+                "carried it was rolled back. Index entries hold at most about 2,700 bytes: look for "
+                "long text in an indexed field (`pgsearch index list`) or a long group name"
             ) from None
         except psycopg.OperationalError as exc:
             # The server went away mid-command (restart, network): say so in one line.

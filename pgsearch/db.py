@@ -99,6 +99,11 @@ def upgrade(t: Target) -> tuple[str | None, str]:
             if isinstance(orig, psycopg.Error):
                 raise SchemaError(f"upgrading {t.label} failed: {_first_line(orig)}") from None
             raise
+        if before is not None:
+            # Migrations rewrite rows and fill tables (0005: group_members) inside a transaction,
+            # where VACUUM cannot run: the visibility map that index-only scans need comes now.
+            with connect(t.dsn, autocommit=True) as conn:
+                conn.execute("VACUUM (ANALYZE) pgsearch.assets, pgsearch.group_members")
     return before, migrate.head_revision()
 
 

@@ -2,9 +2,9 @@
 
 A filter on such a field compiles to `<the value as a number|string|boolean> op literal`
 (translator.indexing). Without an index PostgreSQL reads every row of the table to answer it and
-cannot estimate how many rows match; an index on exactly that expression answers narrow filters
-from the index, and ANALYZE then keeps statistics on the expression, so the planner picks the
-right plan and the similarity search's exact path stays fast.
+cannot estimate how many rows match; with one, narrow filters come from the index, and ANALYZE
+keeps statistics on the value, so the planner picks the right plan and the similarity search's
+exact path stays fast.
 
 Each field gets a stored generated column holding that expression's value, and a btree on
 (dataset_id, column) over the whole table; on assets the btree also carries (INCLUDE) the id and
@@ -107,9 +107,12 @@ def add_index(conn: psycopg.Connection, field: str, kind: str | None = None) -> 
     target = field_for(field, chosen)
     name = index_name(target)
     table = sql.Identifier(target.table)
-    existing = {i.name: i for i in list_indexes(conn)}.get(name)
+    # The lock ALTER TABLE needs, taken first: concurrent `add`s queue here instead of
+    # deadlocking on the locks list_indexes takes.
+    conn.execute(sql.SQL("LOCK TABLE pgsearch.{} IN ACCESS EXCLUSIVE MODE").format(table))
+    existing = {i.name: i for i in list_indexes(conn, sizes=False)}.get(name)
     if existing is not None and existing.column is None:
-        conn.execute(sql.SQL("DROP INDEX pgsearch.{}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS pgsearch.{}").format(sql.Identifier(name)))
     column = sql.Identifier(name)
     conn.execute(
         sql.SQL(
@@ -180,18 +183,31 @@ def _vacuum(conn: psycopg.Connection, table: str) -> None:
         conn.autocommit = autocommit
 
 
-def list_indexes(conn: psycopg.Connection) -> list[FieldIndex]:
+def list_indexes(conn: psycopg.Connection, *, sizes: bool = True) -> list[FieldIndex]:
+    """The field indexes, from their comments (size_bytes 0 unless `sizes`: reading a size takes a
+    lock on the index). A comment that does not parse is skipped."""
     rows = conn.execute(
-        "SELECT c.relname, t.relname, obj_description(c.oid, 'pg_class'), pg_relation_size(c.oid)"
+        "SELECT c.relname, t.relname, obj_description(c.oid, 'pg_class'),"
+        " CASE WHEN %s THEN pg_relation_size(c.oid) ELSE 0 END"
         " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
         " WHERE t.relnamespace = 'pgsearch'::regnamespace"
         " AND starts_with(coalesce(obj_description(c.oid, 'pg_class'), ''), %s) ORDER BY c.relname",
-        (COMMENT_PREFIX,),
+        (sizes, COMMENT_PREFIX),
     ).fetchall()
     found = []
     for name, table, comment, size in rows:
-        info = json.loads(comment[len(COMMENT_PREFIX) :])
-        found.append(FieldIndex(name, info["field"], info["kind"], table, size, info.get("column")))
+        try:
+            info = json.loads(comment[len(COMMENT_PREFIX) :])
+            field, kind, column = info["field"], info["kind"], info.get("column")
+        except (ValueError, TypeError, KeyError):
+            continue  # someone else's comment, or edited by hand: not an index of ours
+        if (
+            not isinstance(field, str)
+            or kind not in INDEXABLE_KINDS
+            or not isinstance(column, (str, type(None)))
+        ):
+            continue
+        found.append(FieldIndex(name, field, kind, table, size, column))
     return found
 
 

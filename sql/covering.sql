@@ -12,8 +12,9 @@
 -- Index-only scans skip the heap only on pages the visibility map marks all-visible: the loader
 -- and `pgsearch index add` VACUUM what they wrote.
 
-DROP INDEX pgsearch.assets_dataset_status_idx;
-CREATE INDEX assets_dataset_status_idx ON pgsearch.assets (dataset_id, status) INCLUDE (id, sketches);
+-- Built under another name and swapped in at the end: DROP INDEX locks assets against reads until
+-- the migration commits, CREATE INDEX only against writes.
+CREATE INDEX assets_dataset_status_covering_idx ON pgsearch.assets (dataset_id, status) INCLUDE (id, sketches);
 
 CREATE TABLE pgsearch.group_members (
     dataset_id bigint NOT NULL,
@@ -25,7 +26,8 @@ CREATE TABLE pgsearch.group_members (
 COMMENT ON TABLE pgsearch.group_members IS
     'One row per (asset, group) of assets.groups, with a copy of the asset''s sketches: the exact '
     'path of a similarity search filtered by one group reads them from the primary key alone. '
-    'Kept by triggers on assets; never written directly.';
+    'Kept by triggers on assets (pgsearch.refresh_group_members() repairs writes that bypassed '
+    'them); never written directly.';
 COMMENT ON COLUMN pgsearch.group_members.dataset_id IS 'The asset''s dataset.';
 COMMENT ON COLUMN pgsearch.group_members.name IS 'A group the asset is in.';
 COMMENT ON COLUMN pgsearch.group_members.asset_id IS 'The asset (pgsearch.assets.id).';
@@ -57,13 +59,16 @@ BEGIN
                LATERAL (SELECT DISTINCT x FROM unnest(n.groups) AS x WHERE x IS NOT NULL) AS g(name)
          WHERE NOT EXISTS (SELECT 1 FROM old_rows AS o
                             WHERE o.id = n.id AND o.dataset_id = n.dataset_id
-                              AND o.groups = n.groups AND o.sketches IS NOT DISTINCT FROM n.sketches);
+                              AND o.groups = n.groups AND o.sketches IS NOT DISTINCT FROM n.sketches)
+        ON CONFLICT (dataset_id, name, asset_id) DO UPDATE SET sketches = excluded.sketches;
         RETURN NULL;
     END IF;
+    -- (ON CONFLICT: a row left behind by a write that bypassed the triggers is taken over.)
     INSERT INTO pgsearch.group_members (dataset_id, name, asset_id, sketches)
     SELECT n.dataset_id, g.name, n.id, n.sketches
       FROM new_rows AS n,
-           LATERAL (SELECT DISTINCT x FROM unnest(n.groups) AS x WHERE x IS NOT NULL) AS g(name);
+           LATERAL (SELECT DISTINCT x FROM unnest(n.groups) AS x WHERE x IS NOT NULL) AS g(name)
+    ON CONFLICT (dataset_id, name, asset_id) DO UPDATE SET sketches = excluded.sketches;
     RETURN NULL;
 END $$;
 
@@ -86,7 +91,23 @@ CREATE TRIGGER group_members_delete AFTER DELETE ON pgsearch.assets
 CREATE TRIGGER group_members_truncate AFTER TRUNCATE ON pgsearch.assets
     FOR EACH STATEMENT EXECUTE FUNCTION pgsearch.assets_truncate_group_members();
 
-INSERT INTO pgsearch.group_members (dataset_id, name, asset_id, sketches)
-SELECT a.dataset_id, g.name, a.id, a.sketches
-  FROM pgsearch.assets AS a,
-       LATERAL (SELECT DISTINCT x FROM unnest(a.groups) AS x WHERE x IS NOT NULL) AS g(name);
+-- Rebuilds group_members from assets (after writes that bypassed the triggers, e.g. with
+-- session_replication_role = replica or on a logical replication subscriber). Returns the rows.
+CREATE FUNCTION pgsearch.refresh_group_members() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    DELETE FROM pgsearch.group_members;
+    INSERT INTO pgsearch.group_members (dataset_id, name, asset_id, sketches)
+    SELECT a.dataset_id, g.name, a.id, a.sketches
+      FROM pgsearch.assets AS a,
+           LATERAL (SELECT DISTINCT x FROM unnest(a.groups) AS x WHERE x IS NOT NULL) AS g(name);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END $$;
+
+SELECT pgsearch.refresh_group_members();
+
+DROP INDEX pgsearch.assets_dataset_status_idx;
+ALTER INDEX pgsearch.assets_dataset_status_covering_idx RENAME TO assets_dataset_status_idx;

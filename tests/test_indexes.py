@@ -266,3 +266,18 @@ def test_loading_a_value_too_long_for_an_indexed_field_says_so(conn, tmp_path) -
         "SELECT metadata->>'camera' FROM pgsearch.assets WHERE filename = %s", (names[0],)
     ).fetchone()
     assert kept == ("short",)
+
+
+def test_a_dotted_key_and_a_nested_path_get_their_own_columns(conn) -> None:  # type: ignore[no-untyped-def]
+    dataset = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('m') RETURNING id").fetchone()[0]
+    conn.execute(
+        "INSERT INTO pgsearch.assets (dataset_id, filename, metadata) VALUES"
+        ' (%s, \'flat.jpg\', \'{"a.b": 1, "a": {"b": 5}}\'), (%s, \'deep.jpg\', \'{"a": {"b": 1}}\')',
+        (dataset, dataset),
+    )
+    conn.commit()
+    flat = add_index(conn, "metadata.`a.b`", "number")
+    deep = add_index(conn, "metadata.a.b", "number")
+    assert flat.column != deep.column and (flat.field, deep.field) == ("metadata.`a.b`", "metadata.a.b")
+    assert [r[1] for r in conn.execute(*_compiled(conn, "metadata.`a.b` == 1"))] == ["flat.jpg"]
+    assert [r[1] for r in conn.execute(*_compiled(conn, "metadata.a.b == 1"))] == ["deep.jpg"]

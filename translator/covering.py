@@ -44,6 +44,8 @@ def covering(tree: exp.Expr, field_columns: Mapping[tuple[str, Kind], str]) -> C
         field = tree.args.get("field")
         if field is not None:
             needle = tree.this
+            while isinstance(needle, exp.Paren):
+                needle = needle.this
             if _is_field(field, "groups") and isinstance(needle, exp.Literal) and needle.is_string:
                 return Covering(group=needle.this)
             return None

@@ -15,6 +15,7 @@ Semantics kept exactly (the tests' Python evaluator implements the same rules):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -195,7 +196,10 @@ class PredicateGenerator:
         elif name == "endswith":
             out = exp.EQ(this=func("right", subject, func("length", arg)), expression=paren(arg))
         else:  # matches
-            out = exp.RegexpLike(this=paren(subject), expression=arg)
+            # The database's collation decides what \w or [[:alpha:]] match; an indexed field's
+            # column is collated "C" (pgsearch/indexes.py), which would narrow them to ASCII.
+            default = exp.Collate(this=paren(subject), expression=exp.Identifier(this="default", quoted=True))
+            out = exp.RegexpLike(this=default, expression=arg)
         return self._maybe_missing(out, subject_node, arg_node)
 
     # -- values (may be NULL when their type says nullable) -------------------------------
@@ -292,9 +296,16 @@ class PredicateGenerator:
         return exp.Mul(this=quotient, expression=exp.Literal.number("0." + "0" * (DIVISION_SCALE - 1) + "1"))
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def json_field_name(node: JsonRef) -> str:
-    """metadata.KEY[.KEY...] / attributes.KEY[...]: how indexes and field columns name a field."""
-    return ".".join([node.this, *node.keys])
+    """metadata.KEY[.KEY...] / attributes.KEY[...]: how indexes and field columns name a field.
+    Keys other than plain names are written as the query language quotes them (`a.b`, with ``
+    for a backtick), so the key "a.b" and the path a -> b never share a name (or a column)."""
+    return ".".join(
+        [node.this, *(k if _PLAIN_KEY.fullmatch(k) else "`" + k.replace("`", "``") + "`" for k in node.keys)]
+    )
 
 
 def _ascii_lower(text: str) -> str:
