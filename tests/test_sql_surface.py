@@ -123,7 +123,7 @@ def test_views_return_the_right_rows(conn: psycopg.Connection) -> None:
     ids = _small_dataset(conn)
     rows = conn.execute(
         "SELECT dataset, filename, path, width, height, size_bytes, format, status, groups, metadata,"
-        " label_counts, annotation_count, load_error, projection_x, projection_y, cluster"
+        " label_counts, annotation_count, load_error, x, y, cluster"
         " FROM pgsearch.v_assets ORDER BY asset_id"
     ).fetchall()
     assert rows == [
