@@ -40,6 +40,7 @@ def test_translate_output_runs_in_psql(dsn: str, conn: psycopg.Connection) -> No
         "wheels % 2 == 1",
         '"it\'s" in groups or contains(filename, "a\'b")',
         'metadata.camera == "Ärger" or metadata.iso > 150',
+        "inside(x, y, [[-10, -10], [10, -10], [0, 10]]) and not cluster == -1",
     ):
         statement = _translate(query, "--dataset", "ref", "--limit", "1000")
         assert "%(" not in statement and statement.rstrip().endswith(";")

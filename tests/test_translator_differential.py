@@ -3,11 +3,23 @@ the compiled statement equal the ids the plain-Python evaluator selects."""
 
 from __future__ import annotations
 
+import math
+import random
+from decimal import Decimal
+
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from translator_reference import GROUPS, LABELS, STATUSES, Dataset, build_dataset, select_ids
+from translator_reference import (
+    GROUPS,
+    LABELS,
+    STATUSES,
+    Dataset,
+    build_dataset,
+    point_in_polygon,
+    select_ids,
+)
 
 from pgsearch.catalog import load_catalog
 from pgsearch.translator import QueryTypeError, compile_query
@@ -71,6 +83,70 @@ string_lists = st.lists(st.sampled_from([*STATUSES, "jpeg", "png", "Canon", "x"]
 regexes = st.sampled_from(["^IMG_[0-9]+", "[0-9]{4}\\.jpg$", "^(a|i)", "\\.png$", ".*", "^[^I]"])
 
 
+# -- polygons for inside() ----------------------------------------------------------------------
+def _number_text(rng: random.Random, value: float) -> str:
+    """A coordinate in one of the spellings the language reads."""
+    style = rng.random()
+    if style < 0.6:
+        return f"{value:.3f}"
+    if style < 0.75:
+        return f"{value:.2e}"
+    if style < 0.85:
+        return f"+{abs(value):.1f}" if value >= 0 else f"{value:.1f}"
+    return str(round(value))
+
+
+def random_polygon(seed: int, scale: float = 10.0) -> list[tuple[str, str]]:
+    """A convex polygon, a star-shaped (concave) one, or one in random vertex order (its edges
+    cross), centred anywhere around the points, as the coordinates' text."""
+    rng = random.Random(seed)
+    kind = rng.choice(["convex", "star", "star", "tangle"])
+    n = rng.randint(3, 40 if kind == "star" else 12)
+    cx, cy = rng.uniform(-0.6, 0.6) * scale, rng.uniform(-0.6, 0.6) * scale
+    radius = rng.uniform(0.1, 0.9) * scale
+    angles = sorted(rng.uniform(0, 2 * math.pi) for _ in range(n))
+    if kind == "tangle":
+        rng.shuffle(angles)
+    out = []
+    for angle in angles:
+        r = radius if kind == "convex" else radius * rng.uniform(0.2, 1.0)
+        out.append((cx + r * math.cos(angle), cy + r * math.sin(angle)))
+    if rng.random() < 0.5:
+        out.reverse()  # either orientation
+    return [(_number_text(rng, x), _number_text(rng, y)) for x, y in out]
+
+
+def polygon_text(vertices: list[tuple[str, str]]) -> str:
+    return "[" + ", ".join(f"[{x}, {y}]" for x, y in vertices) + "]"
+
+
+def insides(pairs: st.SearchStrategy[tuple[str, str]], scale: float = 10.0) -> st.SearchStrategy[str]:
+    polygons = st.integers(0, 2**32).map(lambda seed: polygon_text(random_polygon(seed, scale)))
+    return st.tuples(pairs, polygons).map(lambda t: f"inside({t[0][0]}, {t[0][1]}, {t[1]})")
+
+
+ASSET_XY = [
+    ("x", "y"),
+    ("x", "y"),
+    ("x", "y"),
+    ("asset.x", "asset.y"),
+    ("y", "x"),
+    ("(x + 1)", "y * 2"),
+    ("-x", "(y)"),
+    ("width / 100", "height / 100"),
+    ("metadata.gps.lat / 3", "metadata.iso / 100"),
+    ("cluster", "x"),
+]
+SHAPE_XY = [
+    ("x", "y"),
+    ("x", "y"),
+    ("asset.x", "asset.y"),
+    ("asset.x", "y"),
+    ("bbox_x / 50", "bbox_y / 10"),
+    ("area / 1000", "attributes.score"),
+]
+
+
 def asset_conditions() -> st.SearchStrategy[str]:
     num = numeric(asset_numeric_atoms())
     string_fields = st.sampled_from(
@@ -103,6 +179,9 @@ def asset_conditions() -> st.SearchStrategy[str]:
             ["metadata.flag", "metadata.flag == true", "metadata.flag != false", *LABEL_NAMES, "true"]
         ),
         st.sampled_from(["(width > 100) == (height > 100)", "status in groups", "metadata.camera in groups"]),
+        insides(st.sampled_from(ASSET_XY)),
+        insides(st.sampled_from(ASSET_XY)),
+        insides(st.tuples(num, num)),
     )
     return _logic(atoms)
 
@@ -129,6 +208,8 @@ def shape_conditions() -> st.SearchStrategy[str]:
                 '"IMG"',
             ]
         ),
+        insides(st.sampled_from(SHAPE_XY)),
+        insides(st.just(("bbox_x", "bbox_y")), scale=500.0),
     )
     return _logic(atoms)
 
@@ -205,13 +286,91 @@ FIXED = [
     # Long flat chains (rebuilt as balanced trees: only real nesting counts against the depth).
     " or ".join(f"width == {w}" for w in range(100, 400, 2)),
     " and ".join(f"width != {w}" for w in range(100, 400, 3)) + " and height > 10",
+    # The map: projection points, clusters (-1 is noise) and lasso polygons.
+    "cluster == 3",
+    "cluster == -1",
+    "not cluster == -1",
+    "x > 2 and y < -1",
+    "inside(x, y, [[0, 0], [5, 0], [5, 5], [0, 5]])",
+    "not inside(x, y, [[0, 0], [5, 0], [5, 5], [0, 5]])",
+    "inside(x, y, [[-10, -10], [10, -10], [10, 10], [-10, 10]]) and cluster == -1",
+    # A pentagram: its centre is inside (PostgreSQL counts crossings with their direction).
+    "inside(x, y, [[0, 9], [5.29, -7.28], [-8.56, 2.78], [8.56, 2.78], [-5.29, -7.28]])",
+    # Grid points on these vertices and edges: the boundary is inside.
+    "inside(x, y, [[-1.5, 0.5], [3, 0.5], [3, 2], [-1.5, 2]])",
+    "inside(x, y, [[0.25, -1.25], [7.75, 2], [0.25, 2]]) or not inside(x, y, [[-1.5, -1.25], [3, 2], [3, -1.25]])",
+    "inside(width / 100, height / 100, [[0, 0], [10, 0], [0, 10]])",
+    "inside(x, y, [[0, 0], [5, 0], [5, 5]]) == (cluster == -1)",
+    "inside(x, y, [[0, 0], [5, 0], [5, 5]]) != true",
+    "inside(metadata.gps.lat, metadata.iso / 100, [[-30, -1], [50, -1], [50, 40], [-30, 40]])",
+    # Beyond double precision: too large is missing, too small rounds to 0 (no PostgreSQL error).
+    "not inside(x" + " * 1e18" * 17 + ", y, [[-1e18, -1e18], [1e18, -1e18], [0, 1e18]])",
+    "inside(x" + " * 1e-18" * 17 + ", y, [[-1, -20], [1, -20], [1, 20], [-1, 20]])",
+]
+
+FIXED_SHAPES = [
+    "inside(bbox_x, bbox_y, [[0, 0], [100, 0], [100, 100]])",
+    "not inside(bbox_x, bbox_y, [[0, 0], [100, 0], [100, 100]])",
+    "inside(asset.x, asset.y, [[0, 0], [5, 0], [5, 5]]) and not inside(x, y, [[0, 0], [5, 0], [5, 5]])",
+    "cluster == -1 or asset.cluster == 3",
+    "x < asset.x",
 ]
 
 
-@pytest.mark.parametrize("target", ["asset"])
+@pytest.mark.parametrize("target", ["asset", "shape"])
 def test_fixed_queries(conn: psycopg.Connection, dataset: Dataset, target: str) -> None:
-    for text in FIXED:
+    for text in FIXED if target == "asset" else FIXED_SHAPES:
         _check(conn, dataset, text, target)
+
+
+def test_point_in_polygon_matches_postgresql(conn: psycopg.Connection) -> None:
+    """The reference's point-in-polygon test against PostgreSQL's `point <@ polygon` itself, on
+    random polygons and points, the polygons' own vertices and edge points, points within and just
+    beyond the 1e-6 tolerance of them, and degenerate polygons."""
+    rng = random.Random(11)
+    cases: list[tuple[float, float, list[tuple[float, float]]]] = []
+    polygons = [
+        [(float(Decimal(x)), float(Decimal(y))) for x, y in random_polygon(seed)] for seed in range(300)
+    ]
+    polygons += [
+        [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0)],
+        [(0.0, 9.0), (5.29, -7.28), (-8.56, 2.78), (8.56, 2.78), (-5.29, -7.28)],  # pentagram
+        [(0.0, 0.0), (4.0, 4.0), (0.0, 4.0), (4.0, 0.0)],  # bow tie
+        [(0.0, 0.0), (2.0, 2.0), (4.0, 4.0)],  # a segment
+        [(1.0, 1.0), (1.0, 1.0), (3.0, 1.0), (3.0, 1.0), (2.0, 3.0)],  # repeated vertices
+        [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0), (0.0, 0.0)],  # closed explicitly
+    ]
+    for vertices in polygons:
+        for _ in range(20):
+            cases.append((rng.uniform(-10, 10), rng.uniform(-10, 10), vertices))
+        for i, (vx, vy) in enumerate(vertices):
+            nx, ny = vertices[(i + 1) % len(vertices)]
+            t = rng.random()
+            for px, py in ((vx, vy), (vx + t * (nx - vx), vy + t * (ny - vy))):
+                cases.append((px, py, vertices))
+                for d in (5e-7, -5e-7, 2e-6, -2e-6, 1e-3):
+                    cases.append((px + d, py, vertices))
+                    cases.append((px, py + d, vertices))
+    for x, y in ((2.0, 2.0), (2.0, 0.0), (0.0, 0.0), (4.0, 2.0), (2.0, -1e-7), (2.0, -1e-5), (5.0, 5.0)):
+        cases.append((x, y, polygons[-6]))
+    texts = ["(" + ",".join(f"({vx!r},{vy!r})" for vx, vy in v) + ")" for _, _, v in cases]
+    got = [
+        r[0]
+        for r in conn.execute(
+            "SELECT point(x, y) <@ p::polygon FROM unnest(%s::float8[], %s::float8[], %s::text[])"
+            " WITH ORDINALITY AS t(x, y, p, i) ORDER BY i",
+            ([c[0] for c in cases], [c[1] for c in cases], texts),
+        )
+    ]
+    expected = [point_in_polygon(x, y, v) for x, y, v in cases]
+    wrong = [(cases[i][:2], texts[i]) for i in range(len(cases)) if got[i] != expected[i]]
+    assert not wrong, f"{len(wrong)} of {len(cases)} disagree, e.g. {wrong[:3]}"
+    assert len(cases) > 10_000 and 0.1 < sum(expected) / len(expected) < 0.9
+    square, pentagram, bow_tie = polygons[-6], polygons[-5], polygons[-4]
+    assert point_in_polygon(2.0, 0.0, square) and point_in_polygon(0.0, 0.0, square)  # the boundary
+    assert point_in_polygon(2.0, -1e-7, square) and not point_in_polygon(2.0, -1e-5, square)
+    assert point_in_polygon(0.0, 0.0, pentagram)  # wound twice: inside, where even-odd says outside
+    assert point_in_polygon(2.0, 1.0, bow_tie) and not point_in_polygon(1.0, 2.0, bow_tie)
 
 
 def test_generated_asset_queries(conn: psycopg.Connection, dataset: Dataset) -> None:

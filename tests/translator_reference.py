@@ -5,6 +5,9 @@ The evaluator walks the tree the translator's front end (parse, allow-list, reso
 produces and applies the documented semantics: a comparison with a missing value is false,
 `!=` is `not ==`, exact decimal arithmetic, `/` truncated to 12 places, `%` with the sign of the
 dividend, division by zero missing, double precision columns read as 15 significant digits.
+inside() is PostgreSQL's point-in-polygon test (point_inside() of src/backend/utils/adt/geo_ops.c)
+redone in Python floats, which are the same IEEE doubles: fuzzy comparisons within 1e-6, the
+boundary inside, and the crossings summed with their direction (nonzero winding, not even-odd).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 import psycopg
@@ -21,7 +25,7 @@ from sqlglot import exp
 
 from pgsearch.translator import Catalog
 from pgsearch.translator.allow import check_allowed
-from pgsearch.translator.nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, qtype
+from pgsearch.translator.nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Polygon, qtype
 from pgsearch.translator.parse import parse
 from pgsearch.translator.resolve import Resolver
 from pgsearch.translator.typecheck import TypeChecker
@@ -187,11 +191,13 @@ def build_dataset(conn: psycopg.Connection, n_assets: int = 520, seed: int = 3) 
         ) as copy:
             for item in items:
                 if rng.random() < 0.5:
-                    point = (
-                        rng.choice([-1.5, 0.25, 3.0, 7.75]),
-                        rng.choice([0.5, 2.0]),
-                        rng.choice([None, 0, 1, 2]),
-                    )
+                    # A few points on a grid (exact comparisons, polygon vertices and edges), the
+                    # rest anywhere in [-10, 10)^2 with full double precision; cluster -1 is noise.
+                    if rng.random() < 0.3:
+                        xy = (rng.choice([-1.5, 0.25, 3.0, 7.75]), rng.choice([0.5, 2.0, -1.25]))
+                    else:
+                        xy = (rng.uniform(-10, 10), rng.uniform(-10, 10))
+                    point = (*xy, rng.choice([None, -1, -1, 0, 1, 2, 3]))
                     item["point"] = point
                     copy.write_row([runs[target], item["id"], *point])
     for s in shapes:
@@ -262,6 +268,13 @@ class Evaluator:
                 values = self.value(hay, row)
                 return values is not None and needle in values
             return any((v := self.value(item, row)) is not None and v == needle for item in node.expressions)
+        if isinstance(node, exp.Anonymous) and node.name == "inside":
+            x_node, y_node, polygon = node.expressions
+            assert isinstance(polygon, Polygon)
+            x, y = self._float(x_node, row), self._float(y_node, row)
+            if x is None or y is None:
+                return False
+            return point_in_polygon(x, y, [(float(vx), float(vy)) for vx, vy in polygon.vertices])
         if isinstance(node, exp.Anonymous):
             s, arg = (self.value(a, row) for a in node.expressions)
             if s is None or arg is None:
@@ -315,9 +328,29 @@ class Evaluator:
             return None if v is None else -v
         return self.condition(node, row)
 
-    def _field(self, node: FieldRef, row: dict[str, Any]) -> Any:
+    def _float(self, node: exp.Expr, row: dict[str, Any]) -> float | None:
+        """inside()'s x or y as the double PostgreSQL computes with: a double precision field as
+        stored; any other value converted from its exact decimal, rounded to 300 places, missing
+        beyond 1e300 (the generator guards products and quotients so; for everything else the
+        rounding and the bound change nothing)."""
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, FieldRef) and node.field.float8:
+            raw: float | None = self._field(node, row, raw=True)
+            return raw
+        v = self.value(node, row)
+        if v is None or abs(v) > Decimal("1e300"):
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 2000
+            return float(v.quantize(Decimal("1e-300"), rounding=ROUND_HALF_UP))
+
+    def _field(self, node: FieldRef, row: dict[str, Any], raw: bool = False) -> Any:
+        """The field's value; raw: a double precision field as the float stored, not as the
+        15-digit decimal it is compared as."""
         name = node.field.name
         owner = row
+        convert = (lambda v: v) if raw else _float8
         if node.this.startswith("asset.") or (self.target == "asset"):
             owner = self._asset(row)
             point_run = self.catalog.asset_run
@@ -330,7 +363,7 @@ class Evaluator:
             v = point[("x", "y", "cluster").index(name)]
             if v is None:
                 return None
-            return Decimal(v) if name == "cluster" else _float8(v)
+            return Decimal(v) if name == "cluster" else convert(v)
         if name == "groups":
             return set(owner["groups"])
         if name == "labels":
@@ -342,10 +375,10 @@ class Evaluator:
             return (
                 None
                 if box is None
-                else _float8(box[["bbox_x", "bbox_y", "bbox_width", "bbox_height"].index(name)])
+                else convert(box[["bbox_x", "bbox_y", "bbox_width", "bbox_height"].index(name)])
             )
         if name == "area":
-            return _float8(owner["area"])
+            return None if owner["area"] is None else convert(owner["area"])
         v = owner[name]
         if isinstance(v, int) and not isinstance(v, bool):
             return Decimal(v)
@@ -369,3 +402,75 @@ class Evaluator:
         if abs(d) > Decimal("1e100") or scale > 100:
             return None
         return d
+
+
+# -- PostgreSQL's point <@ polygon --------------------------------------------------------------
+# geo_decls.h: every geometric comparison allows EPSILON.
+EPSILON = 1.0e-06
+_ON_POLYGON = object()
+
+
+def _fp_zero(a: float) -> bool:
+    return abs(a) <= EPSILON
+
+
+def _fp_lt(a: float, b: float) -> bool:
+    return a + EPSILON < b
+
+
+def _fp_le(a: float, b: float) -> bool:
+    return a <= b + EPSILON
+
+
+def _fp_gt(a: float, b: float) -> bool:
+    return a > b + EPSILON
+
+
+def _fp_ge(a: float, b: float) -> bool:
+    return a + EPSILON >= b
+
+
+def _crossing(x: float, y: float, prev_x: float, prev_y: float) -> int | object:
+    """How the edge from (prev_x, prev_y) to (x, y), relative to the point, crosses the positive
+    x axis: +-2 across it, +-1 one end on it, 0 not at all; _ON_POLYGON when it holds the point."""
+    if _fp_zero(y):
+        if _fp_zero(x):
+            return _ON_POLYGON
+        if _fp_gt(x, 0.0):
+            if _fp_zero(prev_y):
+                return 0 if _fp_gt(prev_x, 0.0) else _ON_POLYGON
+            return 1 if _fp_lt(prev_y, 0.0) else -1
+        if _fp_zero(prev_y):
+            return 0 if _fp_lt(prev_x, 0.0) else _ON_POLYGON
+        return 0
+    y_sign = 1 if _fp_gt(y, 0.0) else -1
+    if _fp_zero(prev_y):
+        return 0 if _fp_lt(prev_x, 0.0) else y_sign
+    if (y_sign < 0 and _fp_lt(prev_y, 0.0)) or (y_sign > 0 and _fp_gt(prev_y, 0.0)):
+        return 0
+    if _fp_ge(x, 0.0) and _fp_gt(prev_x, 0.0):
+        return 2 * y_sign
+    if _fp_lt(x, 0.0) and _fp_le(prev_x, 0.0):
+        return 0
+    z = (x - prev_x) * y - (y - prev_y) * x
+    if _fp_zero(z):
+        return _ON_POLYGON
+    if (y_sign < 0 and _fp_lt(z, 0.0)) or (y_sign > 0 and _fp_gt(z, 0.0)):
+        return 0
+    return 2 * y_sign
+
+
+def point_in_polygon(px: float, py: float, vertices: Sequence[tuple[float, float]]) -> bool:
+    """point(px, py) <@ polygon: on the boundary or crossed a nonzero number of times (net)."""
+    total = 0
+    prev_x, prev_y = vertices[-1][0] - px, vertices[-1][1] - py
+    # PostgreSQL walks edges 0-1, 1-2, ..., then n-1 -> 0; the sum does not depend on the order.
+    for vx, vy in vertices:
+        x, y = vx - px, vy - py
+        cross = _crossing(x, y, prev_x, prev_y)
+        if cross is _ON_POLYGON:
+            return True
+        assert isinstance(cross, int)
+        total += cross
+        prev_x, prev_y = x, y
+    return total != 0

@@ -1,6 +1,7 @@
 """Stage 2: only these node kinds may appear in a parsed query; anything else sqlglot can parse
-(casts, brackets, placeholders, bit operators, aliases, subqueries ...) is an error that points
-at the spot, before any later stage looks at it."""
+(casts, indexing, placeholders, bit operators, aliases, subqueries ...) is an error that points
+at the spot, before any later stage looks at it. `[...]` lists are allowed as inside()'s polygon
+only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ FUNCTIONS: dict[str, int] = {
     "startswith": 2,
     "endswith": 2,
     "matches": 2,  # POSIX regular expression (PostgreSQL `~`)
+    "inside": 3,  # inside(x, y, [[x1, y1], [x2, y2], ...]): point in polygon
 }
+
+INSIDE_USAGE = "inside(x, y, [[x1, y1], [x2, y2], [x3, y3], ...])"
 
 ALLOWED: tuple[type[exp.Expr], ...] = (
     exp.And,
@@ -41,6 +45,7 @@ ALLOWED: tuple[type[exp.Expr], ...] = (
     exp.Literal,
     exp.Boolean,
     exp.Anonymous,
+    exp.Array,  # only as inside()'s polygon (_check_list)
 )
 
 # What the user most likely typed, for the nodes sqlglot builds from SQL-isms.
@@ -81,6 +86,8 @@ def check_allowed(text: str, tree: exp.Expr) -> None:
             raise QuerySyntaxError("`in` takes a set field or a list of values", text, span(node))
         if isinstance(node, exp.Anonymous):
             _check_call(text, node)
+        elif isinstance(node, exp.Array):
+            _check_list(text, node)
         elif isinstance(node, (exp.Column, exp.Dot)):
             for part in node.iter_expressions():
                 if not isinstance(part, (exp.Identifier, exp.Column, exp.Dot)):
@@ -99,6 +106,26 @@ def _check_call(text: str, node: exp.Anonymous) -> None:
         raise UnknownNameError(f"unknown function {node.name}(){hint}", text, where)
     if len(node.expressions) != arity:
         plural = "s" if arity > 1 else ""
+        usage = f": {INSIDE_USAGE}" if name == "inside" else ""
         raise QuerySyntaxError(
-            f"{name}() takes {arity} argument{plural}, got {len(node.expressions)}", text, where
+            f"{name}() takes {arity} argument{plural}, got {len(node.expressions)}{usage}", text, where
         )
+
+
+def _check_list(text: str, node: exp.Array) -> None:
+    """`[...]` belongs in inside()'s third argument (the polygon, its vertices and whatever the
+    resolve stage finds wrong in them) and nowhere else."""
+    top: exp.Expr = node
+    while isinstance(top.parent, exp.Array):
+        top = top.parent
+    call = top.parent
+    if (
+        isinstance(call, exp.Anonymous)
+        and call.name.lower() == "inside"
+        and len(call.expressions) == 3
+        and call.expressions[2] is top
+    ):
+        return
+    raise QuerySyntaxError(
+        f"'[...]' lists are only for the polygon of inside(): {INSIDE_USAGE}", text, span(top)
+    )

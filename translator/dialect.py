@@ -13,7 +13,7 @@ from sqlglot import tokens as sqlglot_tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.generators.postgres import PostgresGenerator
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 # Words the language reserves; every other word is a name (field, label, function), so labels
 # such as `date`, `select` or `order` need no quoting.
@@ -42,6 +42,22 @@ class QueryDialect(Dialect):
         FUNCTION_PARSERS: ClassVar[dict[str, Any]] = {}
         NO_PAREN_FUNCTIONS: ClassVar[dict[Any, Any]] = {}
 
+        def _parse_bracket(self, this: exp.Expr | None = None) -> exp.Expr | None:
+            # sqlglot records no position for `[...]` / `{...}`: the brackets' own, so that errors
+            # about inside()'s polygon and its vertices underline them whole (`[]` too).
+            opening: Token | None = self._curr
+            parsed = super()._parse_bracket(this)
+            closing: Token | None = self._prev
+            if (
+                parsed is not None
+                and parsed is not this
+                and opening is not None
+                and closing is not None
+                and opening.token_type in self.BRACKETS
+            ):
+                parsed.meta["start"], parsed.meta["end"] = opening.start, closing.end
+            return parsed
+
 
 # Set after the class: sqlglot's dialect metaclass merges its C escapes (\n, \t, \a, ...) into
 # every dialect whose strings take backslash escapes. Only \\ (and \" / \', the tokenizer's own
@@ -65,6 +81,10 @@ class JsonHasKey(exp.Expression, exp.Binary):
 
 class CosineDistance(exp.Expression, exp.Binary):
     """pgvector's <=>: the operator the HNSW index answers (the function form never is)."""
+
+
+class ContainedIn(exp.Expression, exp.Binary):
+    """PostgreSQL's geometric <@: point <@ polygon (the boundary counts as inside)."""
 
 
 class TypeCast(exp.Expression):
@@ -111,6 +131,7 @@ class PgDialect(Postgres):
             JsonGetText: lambda self, e: self.binary(e, "->>"),
             JsonHasKey: lambda self, e: self.binary(e, "?"),
             CosineDistance: lambda self, e: self.binary(e, "<=>"),
+            ContainedIn: lambda self, e: self.binary(e, "<@"),
             TypeCast: _typecast_sql,
         }
 

@@ -11,6 +11,9 @@ Semantics kept exactly (the tests' Python evaluator implements the same rules):
   zero gives a missing value (NULLIF).
 - strings compare by code point (COLLATE "C"); a bare string is an ASCII case-insensitive
   filename search.
+- inside(x, y, polygon) is `point(x, y) <@ polygon` in double precision: PostgreSQL's rule, the
+  boundary (within 1e-6) inside, a point inside when the outline winds around it (nonzero
+  crossings, so a loop drawn twice counts once); double precision fields are read as stored.
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ from typing import Any
 
 from sqlglot import exp
 
-from .dialect import ATOMIC, JsonGet, JsonGetText, JsonHasKey, TypeCast
+from .dialect import ATOMIC, ContainedIn, JsonGet, JsonGetText, JsonHasKey, TypeCast
 from .fields import ASSET, ASSET_JSON, SHAPE_JSON
-from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, qtype
+from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Polygon, qtype
 
 # jsonb numbers beyond these count as missing, so arithmetic stays within numeric's range.
 JSON_NUMBER_LIMIT = "1e100"
 JSON_NUMBER_MAX_SCALE = 100
 DIVISION_SCALE = 12
+# inside()'s x and y go to PostgreSQL's geometry as double precision. A product or quotient can
+# leave that range (numeric -> float8 then fails, for tiny values too), so such a value beyond
+# +-FLOAT8_LIMIT is missing and the rest is rounded to FLOAT8_SCALE decimal places first.
+FLOAT8_LIMIT = "1e300"
+FLOAT8_SCALE = 300
 
 _TYPE_NAMES = {Kind.NUMBER: "number", Kind.STRING: "string", Kind.BOOL: "boolean"}
 _COMPARE: dict[type[exp.Expr], type[exp.Expr]] = {
@@ -185,9 +193,11 @@ class PredicateGenerator:
         return self._maybe_missing(out, needle)
 
     def _call(self, node: exp.Anonymous) -> exp.Expr:
+        name = node.name
+        if name == "inside":
+            return self._inside(node)
         subject_node, arg_node = node.expressions
         subject, arg = self.value(subject_node), self.value(arg_node)
-        name = node.name
         out: exp.Expr
         if name == "contains":
             out = exp.GT(this=func("strpos", subject, arg), expression=exp.Literal.number(0))
@@ -201,6 +211,35 @@ class PredicateGenerator:
             default = exp.Collate(this=paren(subject), expression=exp.Identifier(this="default", quoted=True))
             out = exp.RegexpLike(this=default, expression=arg)
         return self._maybe_missing(out, subject_node, arg_node)
+
+    def _inside(self, node: exp.Anonymous) -> exp.Expr:
+        x_node, y_node, polygon = node.expressions
+        assert isinstance(polygon, Polygon)
+        (x, x_missing), (y, y_missing) = self._float8(x_node), self._float8(y_node)
+        shape = cast(self.params.add(polygon_text(polygon)), "polygon")
+        out = ContainedIn(this=func("point", x, y), expression=shape)
+        return coalesce_false(out) if x_missing or y_missing else out
+
+    def _float8(self, node: exp.Expr) -> tuple[exp.Expr, bool]:
+        """The value as double precision, and whether it can be missing. A double precision
+        field is its column as stored; anything else is its numeric value converted."""
+        while isinstance(node, exp.Paren):
+            node = node.this
+        nullable = qtype(node).nullable
+        if isinstance(node, FieldRef) and node.field.float8:
+            f = node.field
+            if f.alias in self.runs:
+                if self.runs[f.alias] is None:
+                    return cast(exp.Null(), "float8"), True
+                self.joined_points.add(f.alias)
+            return col(f.alias, f.column), nullable
+        value = self.value(node)
+        if not any(isinstance(n, (exp.Mul, exp.Div)) for n in node.walk()):
+            # Fields, counts, literals, metadata (within 1e100) and their sums stay in range.
+            return cast(value, "float8"), nullable
+        in_range = exp.LTE(this=func("abs", value), expression=exp.Literal.number(FLOAT8_LIMIT))
+        rounded = func("round", value.copy(), exp.Literal.number(FLOAT8_SCALE))
+        return exp.Case(ifs=[exp.If(this=in_range, true=cast(rounded, "float8"))]), True
 
     # -- values (may be NULL when their type says nullable) -------------------------------
     def value(self, node: exp.Expr) -> exp.Expr:
@@ -306,6 +345,11 @@ def json_field_name(node: JsonRef) -> str:
     return ".".join(
         [node.this, *(k if _PLAIN_KEY.fullmatch(k) else "`" + k.replace("`", "``") + "`" for k in node.keys)]
     )
+
+
+def polygon_text(polygon: Polygon) -> str:
+    """The polygon as PostgreSQL's polygon type reads it: ((x1,y1),(x2,y2),...)."""
+    return "(" + ",".join(f"({x:f},{y:f})" for x, y in polygon.vertices) + ")"
 
 
 def _ascii_lower(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar
 
 from sqlglot import exp
@@ -76,6 +77,17 @@ class FilenameSearch(exp.Expression):
     """A bare string where a condition belongs: filename contains it (ASCII case-insensitive)."""
 
     arg_types: ClassVar[dict[str, bool]] = {"this": True}
+
+
+class Polygon(exp.Expression):
+    """inside()'s polygon: `this` is its vertices, a tuple of (x, y) Decimal pairs as written."""
+
+    arg_types: ClassVar[dict[str, bool]] = {"this": True}
+
+    @property
+    def vertices(self) -> tuple[tuple[Decimal, Decimal], ...]:
+        vertices: tuple[tuple[Decimal, Decimal], ...] = self.args["this"]
+        return vertices
 
 
 def qtype(node: exp.Expr) -> QType:

@@ -13,7 +13,7 @@ from .dialect import QUERY_DIALECT
 from .errors import QueryLimitError, QuerySyntaxError
 
 MAX_QUERY_LENGTH = 10_000
-# Parentheses, `not`s and unary signs open a level each. sqlglot's parser spends about 16 Python
+# Parentheses, brackets, `not`s and unary signs open a level each. sqlglot's parser spends about 16 Python
 # frames per parenthesis, so 32 levels stay well inside the default recursion limit.
 MAX_NESTING = 32
 # Depth of the parsed tree after long and/or chains are balanced (_balance_chains); every later
@@ -32,8 +32,23 @@ SIZE_UNITS: dict[str, int] = {
     "TIB": 1024**4,
 }
 
-_OPENERS = {TokenType.L_PAREN}
-_CLOSERS = {TokenType.R_PAREN}
+# Brackets nest like parentheses (`[...]` is inside()'s polygon; `{...}` is no part of the
+# language but still recurses in sqlglot's parser): each closer, and the opener it closes.
+_CLOSES = {
+    TokenType.R_PAREN: TokenType.L_PAREN,
+    TokenType.R_BRACKET: TokenType.L_BRACKET,
+    TokenType.R_BRACE: TokenType.L_BRACE,
+}
+_OPENERS = set(_CLOSES.values())
+_CLOSERS = set(_CLOSES)
+_TEXT = {
+    TokenType.L_PAREN: "(",
+    TokenType.R_PAREN: ")",
+    TokenType.L_BRACKET: "[",
+    TokenType.R_BRACKET: "]",
+    TokenType.L_BRACE: "{",
+    TokenType.R_BRACE: "}",
+}
 _PREFIX = {TokenType.NOT, TokenType.DASH, TokenType.PLUS}
 # After these a `-` or `+` is a sign, not a binary operator.
 _OPERAND_ENDS = {
@@ -42,6 +57,7 @@ _OPERAND_ENDS = {
     TokenType.STRING,
     TokenType.IDENTIFIER,
     TokenType.R_PAREN,
+    TokenType.R_BRACKET,
     TokenType.TRUE,
     TokenType.FALSE,
 }
@@ -188,7 +204,8 @@ def _plain(value: Decimal) -> str:
 
 
 def _check_tokens(text: str, tokens: list[Token]) -> None:
-    """Balanced parentheses, one statement, and nesting within MAX_NESTING, before sqlglot."""
+    """Balanced parentheses and brackets, one statement, and nesting within MAX_NESTING, before
+    sqlglot."""
     stack: list[Token] = []
     prefix_run = 0
     previous: Token | None = None
@@ -201,8 +218,12 @@ def _check_tokens(text: str, tokens: list[Token]) -> None:
         if kind in _OPENERS:
             stack.append(tok)
         elif kind in _CLOSERS:
+            closer, opener = _TEXT[kind], _TEXT[_CLOSES[kind]]
             if not stack:
-                raise QuerySyntaxError("')' without a matching '('", text, _span(tok))
+                raise QuerySyntaxError(f"'{closer}' without a matching '{opener}'", text, _span(tok))
+            if stack[-1].token_type != _CLOSES[kind]:
+                expected = next(_TEXT[c] for c, o in _CLOSES.items() if o == stack[-1].token_type)
+                raise QuerySyntaxError(f"expected '{expected}' before '{closer}'", text, _span(tok))
             stack.pop()
         is_prefix = kind in _PREFIX and (
             kind == TokenType.NOT or previous is None or previous.token_type not in _OPERAND_ENDS
@@ -210,13 +231,13 @@ def _check_tokens(text: str, tokens: list[Token]) -> None:
         prefix_run = prefix_run + 1 if is_prefix else 0
         if len(stack) + prefix_run > MAX_NESTING:
             raise QueryLimitError(
-                f"query nested too deeply: more than {MAX_NESTING} levels of parentheses and `not`",
+                f"query nested too deeply: more than {MAX_NESTING} levels of parentheses, brackets and `not`",
                 text,
                 _span(tok),
             )
         previous = tok
     if stack:
-        raise QuerySyntaxError("'(' is never closed", text, _span(stack[-1]))
+        raise QuerySyntaxError(f"'{_TEXT[stack[-1].token_type]}' is never closed", text, _span(stack[-1]))
 
 
 def _check_depth(text: str, tree: exp.Expr) -> None:

@@ -1,5 +1,6 @@
 """Stage 3: names -> fields, label counts and jsonb paths of the catalog's dataset; literals
-checked (range, characters); a bare string where a condition belongs -> filename search."""
+checked (range, characters); a bare string where a condition belongs -> filename search;
+inside()'s polygon -> a Polygon of checked number pairs."""
 
 from __future__ import annotations
 
@@ -8,15 +9,21 @@ from decimal import Decimal, InvalidOperation
 
 from sqlglot import exp
 
+from .allow import INSIDE_USAGE
 from .catalog import Catalog, Target
 from .errors import QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
 from .fields import ASSET_FIELDS, ASSET_JSON, SHAPE_FIELDS, SHAPE_JSON
-from .nodes import FieldRef, FilenameSearch, JsonRef, LabelCount, set_span, span
+from .nodes import FieldRef, FilenameSearch, JsonRef, LabelCount, Polygon, set_span, span
 
 # Numbers a query may write: beyond these, arithmetic could leave PostgreSQL's numeric range.
 MAX_NUMBER = Decimal("1e18")
 MIN_NONZERO = Decimal("1e-18")
 MAX_DIGITS = 40
+# Vertices of inside()'s polygon. Each costs an edge test per row; the query's 10,000 characters
+# hold at most about 1,600 (`[0,0],` each), and a lasso's about 500 at 4 decimals.
+MAX_POLYGON_VERTICES = 1000
+MIN_POLYGON_VERTICES = 3
+_NOT_NUMBERS = ("nan", "inf", "infinity")
 
 _BOOLEAN_CONTEXT = (exp.And, exp.Or, exp.Not, exp.Paren)
 
@@ -39,6 +46,8 @@ class Resolver:
             if node.name.lower() == "count":
                 return self._count(node)
             node.set("this", node.name.lower())
+            if node.name == "inside":
+                return self._inside(node)
         child_boolean = isinstance(node, _BOOLEAN_CONTEXT) and (boolean or not isinstance(node, exp.Paren))
         for key, value in list(node.args.items()):
             if isinstance(value, exp.Expr):
@@ -169,6 +178,76 @@ class Resolver:
                 'count() takes a label name in quotes: count("person")', self.text, span(node)
             )
         return set_span(LabelCount(this=exp.Literal.string(arg.this)), span(node))
+
+    # -- inside(x, y, polygon) -------------------------------------------------------------
+    def _inside(self, node: exp.Anonymous) -> exp.Expr:
+        x, y, polygon = node.expressions
+        node.set("expressions", [self._node(x, False), self._node(y, False), self._polygon(polygon)])
+        return node
+
+    def _polygon(self, node: exp.Expr) -> Polygon:
+        """The polygon as written: a list of at least 3 [number, number] pairs, every number a
+        literal (signs allowed) checked like any other."""
+        where = span(node)
+        if not isinstance(node, exp.Array):
+            raise QueryTypeError(
+                f"inside() takes its polygon as a list of [x, y] vertices: {INSIDE_USAGE}", self.text, where
+            )
+        count = len(node.expressions)
+        if count > MAX_POLYGON_VERTICES:
+            raise QueryLimitError(
+                f"polygon has {count} vertices, at most {MAX_POLYGON_VERTICES} (simplify the outline)",
+                self.text,
+                where,
+            )
+        vertices: list[tuple[Decimal, Decimal]] = []
+        for vertex in node.expressions:
+            if not isinstance(vertex, exp.Array) or len(vertex.expressions) != 2:
+                hint = (
+                    ""
+                    if isinstance(vertex, exp.Array)
+                    else " (the polygon is a list of pairs: [[x1, y1], [x2, y2], ...])"
+                )
+                raise QueryTypeError(
+                    f"a polygon vertex is a pair of numbers [x, y]; {self._shown(vertex)} is not{hint}",
+                    self.text,
+                    span(vertex) or where,
+                )
+            vx, vy = vertex.expressions
+            vertices.append((self._coordinate(vx), self._coordinate(vy)))
+        if count < MIN_POLYGON_VERTICES:
+            raise QueryTypeError(
+                f"a polygon needs at least {MIN_POLYGON_VERTICES} vertices, this one has {count}: {INSIDE_USAGE}",
+                self.text,
+                where,
+            )
+        polygon = Polygon(this=tuple(vertices))
+        set_span(polygon, where)
+        return polygon
+
+    def _coordinate(self, node: exp.Expr) -> Decimal:
+        negative = False
+        inner = node
+        while isinstance(inner, exp.Neg):
+            negative, inner = not negative, inner.this
+        if isinstance(inner, exp.Literal) and not inner.is_string:
+            self._literal(inner, False)
+            value: Decimal = inner.meta["value"]
+            return -value if negative else value
+        where = span(node)
+        if isinstance(inner, exp.Column) and inner.name.lower() in _NOT_NUMBERS and not inner.table:
+            raise QueryTypeError(
+                f"{self._shown(node)} is not a number: polygon vertices are finite numbers", self.text, where
+            )
+        raise QueryTypeError(
+            f"polygon vertices are numbers written out, such as [-1.5, 2e3]; {self._shown(node)} is not one",
+            self.text,
+            where,
+        )
+
+    def _shown(self, node: exp.Expr) -> str:
+        where = span(node)
+        return repr(self.text[where[0] : where[1]]) if where else "this"
 
     def _unknown(self, name: str, where: tuple[int, int] | None) -> UnknownNameError:
         dataset = f" of dataset {self.catalog.dataset_name!r}" if self.catalog.dataset_name else ""

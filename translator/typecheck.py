@@ -218,6 +218,8 @@ class TypeChecker:
 
     def _call(self, node: exp.Anonymous) -> QType:
         name = node.name
+        if name == "inside":
+            return self._inside(node)
         subject, argument = node.expressions
         for arg in (subject, argument):
             t = self._value(arg)
@@ -236,6 +238,19 @@ class TypeChecker:
                 shift = (where[0] + 1 + problem[1]) if where else None
                 raise QueryTypeError(
                     f"matches(): {problem[0]}", self.text, (shift, shift + 1) if shift is not None else where
+                )
+        return BOOL
+
+    def _inside(self, node: exp.Anonymous) -> QType:
+        """inside(x, y, polygon): x and y any numbers (metadata values become numbers); the
+        polygon was checked when resolved."""
+        for arg in node.expressions[:2]:
+            t = self._value(arg)
+            if t.kind == Kind.DYNAMIC:
+                self._settle(arg, Kind.NUMBER)
+            elif t.kind != Kind.NUMBER:
+                raise self._error(
+                    f"inside() takes numbers for x and y; {self._show(arg)!r} is a {t.kind.value}", arg
                 )
         return BOOL
 

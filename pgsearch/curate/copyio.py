@@ -84,7 +84,9 @@ def read_space_vectors(
     row_dtype = _vector_row_dtype(dim)
     ids = np.empty(count, dtype=np.int64)
     vectors = np.empty((count, dim), dtype=np.float32)
-    statement = sql.SQL("COPY (SELECT {key}, embedding FROM {table} ORDER BY {key}) TO STDOUT (FORMAT binary)")
+    statement = sql.SQL(
+        "COPY (SELECT {key}, embedding FROM {table} ORDER BY {key}) TO STDOUT (FORMAT binary)"
+    )
     filled = 0
     pending = bytearray()
     header_seen = False
@@ -231,7 +233,7 @@ def _fill_array(block: np.ndarray, name: str, k: int, oid: int, size: int, value
     block[name]["v"] = values
 
 
-def copy_in(conn: psycopg.Connection, statement: sql.Composable, chunks: Iterable[bytes]) -> None:
+def copy_in(conn: psycopg.Connection, statement: sql.Composed, chunks: Iterable[bytes]) -> None:
     """Runs `COPY ... FROM STDIN (FORMAT binary)` with the given data chunks."""
     with conn.cursor() as cur, cur.copy(statement) as copy:
         for chunk in chunks:
