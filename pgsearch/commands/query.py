@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
-import unicodedata
-from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +20,9 @@ from pgsearch.options import (
     output_format_option,
     search_options,
 )
+from pgsearch.output import FORMAT_BY_SUFFIX, check_writable, emit, write_text
 
-ASSET_COLUMNS = ("id", "filename", "width", "height", "size", "status", "groups", "labels")
-SHAPE_COLUMNS = ("id", "asset_id", "filename", "label", "kind", "bbox", "area")
 DEFAULT_HTML = "pgsearch-results.html"
-FORMAT_BY_SUFFIX = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
-# Cells a spreadsheet would run as a formula (OWASP "CSV injection").
-CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -169,7 +158,7 @@ def query(
                 f"give -o FILE (-o {DEFAULT_HTML} to overwrite it)"
             )
     if output is not None and output != "-":
-        _check_writable(Path(output))
+        check_writable(Path(output))
 
     request = SearchRequest(
         dataset=dataset,
@@ -187,42 +176,16 @@ def query(
     with connect(dsn) as client:
         check_model(client.catalog(dataset), request.target, model)
         if show_sql:
-            _write_text(client.compile(request).inline().rstrip().rstrip(";") + ";\n", output)
+            write_text(client.compile(request).inline().rstrip().rstrip(";") + ";\n", output)
             return
         if explain:
-            _write_text(client.explain(request).rstrip("\n") + "\n", output)
+            write_text(client.explain(request).rstrip("\n") + "\n", output)
             return
         rows = client.query(**_as_kwargs(request))
         if group is not None:
             _change_group(client, request, rows, group, add=add_to_group is not None)
     columns = list(rows.compiled.columns)
-    _emit(list(rows), columns, request.target, output_format, output, title=_title(request))
-
-
-def _check_writable(path: Path) -> None:
-    """Fails now, before anything is searched or changed, when `path` cannot be written; a file
-    that did not exist is left not existing."""
-    try:
-        if path.is_dir():
-            raise click.ClickException(f"cannot write {path}: it is a directory; -o takes a file name")
-        existed = path.exists() or path.is_symlink()
-        with path.open("a", encoding="utf-8"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _write_text(text: str, output: str | None) -> None:
-    if output is None or output == "-":
-        click.echo(text, nl=False)
-        return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {Path(output).resolve()}", err=True)
+    emit(list(rows), columns, request.target, output_format, output, title=_title(request))
 
 
 def _change_group(client: Any, request: Any, rows: list[dict[str, Any]], group: str, *, add: bool) -> None:
@@ -329,147 +292,3 @@ def _title(request: Any) -> str:
         if value is not None:
             parts.append(f"{order} {prefix}{value}")
     return " · ".join(parts)
-
-
-def _emit(
-    rows: list[dict[str, Any]],
-    columns: Sequence[str],
-    target: str,
-    fmt: str,
-    output: str | None,
-    *,
-    title: str,
-) -> None:
-    if fmt == "html":
-        from pgsearch.gallery import gallery_html
-
-        text = gallery_html(rows, title=title)
-    elif fmt == "json":
-        text = json.dumps([_jsonable(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
-    elif fmt == "csv":
-        text = _csv(rows, columns)
-    else:
-        text = _table(rows, target)
-    if output is None or output == "-":
-        click.echo(text, nl=False)
-        return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {len(rows)} results to {Path(output).resolve()}", err=True)
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, Decimal):
-            value = float(value)
-        out[key] = value
-    return out
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    fieldnames = list(rows[0]) if rows else list(columns)
-    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_value(v) for k, v in _jsonable(row).items()})
-    return buffer.getvalue()
-
-
-# Characters that reorder or hide what follows them on a terminal: bidi embeddings, overrides
-# and isolates, and the implicit marks.
-_BIDI = {0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _visible(text: str) -> str:
-    """The text with control and bidi characters written as escapes (\\n, \\x1b, \\u202e)."""
-    out: list[str] = []
-    for char in text:
-        code = ord(char)
-        if char in _NAMED_ESCAPES:
-            out.append(_NAMED_ESCAPES[char])
-        elif unicodedata.category(char) == "Cc":
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        elif code in _BIDI or unicodedata.category(char) in ("Zl", "Zp"):
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _char_width(char: str) -> int:
-    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def _width(text: str) -> int:
-    """Columns `text` takes on a terminal (wide CJK and emoji count 2)."""
-    return sum(_char_width(c) for c in text)
-
-
-def _fit(text: str, width: int) -> str:
-    """`text` cut to `width` columns (ending in … when cut) and padded to exactly `width`."""
-    if _width(text) > width:
-        kept: list[str] = []
-        used = 0
-        for char in text:
-            w = _char_width(char)
-            if used + w > width - 1:
-                break
-            kept.append(char)
-            used += w
-        text = "".join(kept) + "…"
-    return text + " " * (width - _width(text))
-
-
-def _cell(row: dict[str, Any], column: str) -> str:
-    if column == "labels":
-        counts = row.get("label_counts") or {}
-        return ", ".join(f"{k}×{v}" for k, v in sorted(counts.items()))
-    if column == "bbox":
-        if row.get("bbox_x") is None:
-            return ""
-        return "{:.0f},{:.0f} {:.0f}×{:.0f}".format(
-            row["bbox_x"], row["bbox_y"], row["bbox_width"], row["bbox_height"]
-        )
-    value = row.get(column)
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.4f}" if column == "distance" else f"{value:g}"
-    return str(value)
-
-
-def _table(rows: list[dict[str, Any]], target: str) -> str:
-    if not rows:
-        return "(no rows)\n"
-    columns = list(SHAPE_COLUMNS if target == "shape" else ASSET_COLUMNS)
-    if "distance" in rows[0]:
-        columns.insert(2, "distance")
-    cells = [[_visible(_cell(r, c)) for c in columns] for r in rows]
-    widths = [min(48, max(_width(c), *(_width(row[i]) for row in cells))) for i, c in enumerate(columns)]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(_fit(v, w) for v, w in zip(values, widths, strict=True))
-
-    out = [line(columns), line(["-" * w for w in widths])]
-    out.extend(line(row) for row in cells)
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(s.rstrip() for s in out) + "\n"
