@@ -1,5 +1,6 @@
 """The translator's view of a dataset, read from the database: label names, metadata and
-attribute keys, latest projection runs, embedding spaces, fields with generated columns."""
+attribute keys, latest projection runs, embedding spaces, fields with generated columns, and the
+spaces of the latest curation runs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from psycopg import sql
 from pgsearch.datasets import get_dataset
 from pgsearch.indexes import list_indexes
 from pgsearch.translator import Catalog, EmbeddingSpace, FieldColumn
+from pgsearch.translator.catalog import CURATION_TOOLS
 
 # Above this many assets (or shapes) the keys are not collected: the scan would cost more than the
 # query it serves.
@@ -59,6 +61,16 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
             (ds.id,),
         )
     )
+    # The latest run of each curation tool per target (curation_runs_dataset_idx serves it): its
+    # space's partition of the tool's table holds that run's results.
+    score_spaces = tuple(
+        (r[0], r[1], int(r[2]))
+        for r in conn.execute(
+            "SELECT DISTINCT ON (target, tool) target, tool, space_id FROM pgsearch.curation_runs"
+            " WHERE dataset_id = %s AND tool = ANY(%s) ORDER BY target, tool, id DESC",
+            (ds.id, list(CURATION_TOOLS)),
+        )
+    )
     field_columns = tuple(
         FieldColumn(i.field, i.kind, i.column)
         for i in list_indexes(conn, sizes=False)
@@ -74,4 +86,5 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
         shape_run=runs.get("shape"),
         spaces=spaces,
         field_columns=field_columns,
+        score_spaces=score_spaces,
     )

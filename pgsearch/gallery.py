@@ -95,11 +95,19 @@ def write_gallery_sections(
     image_root: str | Path | None = None,
     thumb_px: int = 256,
     max_pixels: int | None = None,
+    links: Iterable[tuple[str, str]] = (),
 ) -> Path:
     """Writes one page holding several result sets, each under its own heading."""
     target = Path(path)
     target.write_text(
-        sections_html(sections, title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels),
+        sections_html(
+            sections,
+            title=title,
+            image_root=image_root,
+            thumb_px=thumb_px,
+            max_pixels=max_pixels,
+            links=links,
+        ),
         encoding="utf-8",
     )
     return target
@@ -112,10 +120,12 @@ def sections_html(
     image_root: str | Path | None = None,
     thumb_px: int = 256,
     max_pixels: int | None = None,
+    links: Iterable[tuple[str, str]] = (),
 ) -> str:
     """A page of result sets; a section without a heading is a plain gallery. Images above
     `max_pixels` (default: the loader's limit) show as too large, unless the row records a larger
-    size the loader accepted."""
+    size the loader accepted. links: (text, relative URL) pairs shown under the title, e.g. the
+    dataset's map page."""
     thumbs = _Thumbnails(
         Path(image_root) if image_root is not None else None,
         thumb_px,
@@ -123,6 +133,9 @@ def sections_html(
     )
     e = html.escape
     body: list[str] = []
+    shown = [f'<a href="{e(href, quote=True)}">{e(text)}</a>' for text, href in links]
+    if shown:
+        body.append(f'<p class="summary">{" · ".join(shown)}</p>')
     for heading, rows in sections:
         figures = [_figure(row, thumbs) for row in rows]
         if heading is not None:

@@ -186,3 +186,49 @@ def _shell_quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+def curation_options(*, shapes: bool = True) -> Callable[[F], F]:
+    """What every curation tool (duplicates, outliers, mislabels) takes, spelt the same way:
+    --dataset, --model, --shapes (where the tool applies to shapes), -n/--limit (0: all),
+    -f/--format table|json|csv|html, -o FILE, --dsn."""
+
+    def decorate(func: F) -> F:
+        decorators = [
+            dataset_option(),
+            click.option(
+                "--model",
+                metavar="SPEC",
+                help="Embedding model, when the dataset has several.",
+            ),
+            *(
+                [
+                    click.option(
+                        "--shapes", is_flag=True, help="Work on shapes (annotations) instead of assets."
+                    )
+                ]
+                if shapes
+                else []
+            ),
+            click.option(
+                "--limit",
+                "-n",
+                type=click.IntRange(0, None),
+                default=100,
+                show_default=True,
+                help="Items to print, most suspicious first; 0 prints all of them.",
+            ),
+            output_format_option("table", "json", "csv", "html"),
+            click.option(
+                "--output",
+                "-o",
+                metavar="FILE",
+                help="Write to FILE instead of stdout (the format follows its extension unless -f).",
+            ),
+            dsn_option,
+        ]
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate

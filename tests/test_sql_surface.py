@@ -18,7 +18,18 @@ from psycopg import sql
 from pgsearch import migrate
 from pgsearch.cli import cli
 
-VIEWS = ["v_asset_groups", "v_assets", "v_label_counts", "v_neighbors", "v_projection_runs", "v_projections", "v_shapes"]
+VIEWS = [
+    "v_asset_groups",
+    "v_assets",
+    "v_curation_runs",
+    "v_duplicate_groups",
+    "v_label_counts",
+    "v_mislabels",
+    "v_neighbors",
+    "v_projection_runs",
+    "v_projections",
+    "v_shapes",
+]
 SEARCH_FUNCTIONS = [
     "dissimilar_assets",
     "dissimilar_shapes",
@@ -604,7 +615,7 @@ def test_grant_reader_reads_views_and_cannot_write(
     for _ in range(2):  # idempotent
         result = runner.invoke(cli, ["db", "grant-reader", reader_role, "--password", 'it\'s "hostile"'])
         assert result.exit_code == 0, result.output
-    assert "may read 7 views" in result.output
+    assert "may read 10 views" in result.output
     assert "may call 6 search functions" in result.output
 
     reader_dsn = dsn.replace("postgres@", f"{reader_role}@", 1)

@@ -15,6 +15,7 @@ from translator_reference import (
     GROUPS,
     LABELS,
     STATUSES,
+    SUGGESTIONS,
     Dataset,
     build_dataset,
     point_in_polygon,
@@ -46,6 +47,7 @@ numbers = st.one_of(
 def asset_numeric_atoms() -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(["width", "height", "size", "annotations", "cluster", "x", "y", "asset.width"]),
+        st.sampled_from(["uniqueness", "mislabel_score", "duplicate_group", "asset.uniqueness"]),
         st.sampled_from(LABEL_NAMES),
         st.sampled_from(
             ['count("wheels")', 'count("nope")', "metadata.iso", "metadata.gps.lat", "metadata.camera"]
@@ -60,6 +62,7 @@ def shape_numeric_atoms() -> st.SearchStrategy[str]:
         st.sampled_from(
             ["asset.width", "asset.height", "asset.cluster", "asset.squirrel", "attributes.score"]
         ),
+        st.sampled_from(["uniqueness", "mislabel_score", "duplicate_group", "asset.uniqueness"]),
         numbers,
     )
 
@@ -136,6 +139,7 @@ ASSET_XY = [
     ("width / 100", "height / 100"),
     ("metadata.gps.lat / 3", "metadata.iso / 100"),
     ("cluster", "x"),
+    ("uniqueness", "mislabel_score"),
 ]
 SHAPE_XY = [
     ("x", "y"),
@@ -144,13 +148,37 @@ SHAPE_XY = [
     ("asset.x", "y"),
     ("bbox_x / 50", "bbox_y / 10"),
     ("area / 1000", "attributes.score"),
+    ("mislabel_score * 10", "asset.uniqueness"),
+]
+
+
+NULL_SPELLINGS = ["null", "NULL", "Null"]
+NULLABLE_ASSET = [
+    "duplicate_group",
+    "suggested_label",
+    "uniqueness",
+    "mislabel_score",
+    "width",
+    "format",
+    "cluster",
+    "width / height",
+    "(x + 1)",
+]
+NULLABLE_SHAPE = [
+    "duplicate_group",
+    "asset.duplicate_group",
+    "suggested_label",
+    "mislabel_score",
+    "uniqueness",
+    "area",
+    "asset.format",
 ]
 
 
 def asset_conditions() -> st.SearchStrategy[str]:
     num = numeric(asset_numeric_atoms())
     string_fields = st.sampled_from(
-        ["filename", "path", "format", "status", "metadata.camera", "metadata.iso"]
+        ["filename", "path", "format", "status", "metadata.camera", "metadata.iso", "suggested_label"]
     )
     atoms = st.one_of(
         st.tuples(num, st.sampled_from(["<", ">", "<=", ">=", "==", "=", "!="]), num).map(" ".join),
@@ -182,6 +210,12 @@ def asset_conditions() -> st.SearchStrategy[str]:
         insides(st.sampled_from(ASSET_XY)),
         insides(st.sampled_from(ASSET_XY)),
         insides(st.tuples(num, num)),
+        st.tuples(st.sampled_from(NULLABLE_ASSET), st.sampled_from(["==", "!=", "=", "<>"])).map(
+            lambda t: f"{t[0]} {t[1]} {NULL_SPELLINGS[len(t[0]) % 3]}"
+        ),
+        st.tuples(st.sampled_from(SUGGESTIONS), st.sampled_from(["==", "!="])).map(
+            lambda t: f"suggested_label {t[1]} {quoted(t[0])}"
+        ),
     )
     return _logic(atoms)
 
@@ -210,6 +244,14 @@ def shape_conditions() -> st.SearchStrategy[str]:
         ),
         insides(st.sampled_from(SHAPE_XY)),
         insides(st.just(("bbox_x", "bbox_y")), scale=500.0),
+        st.tuples(st.sampled_from(NULLABLE_SHAPE), st.sampled_from(["==", "!="])).map(
+            lambda t: f"{t[0]} {t[1]} null"
+        ),
+        st.tuples(
+            st.sampled_from(["suggested_label", "asset.suggested_label", "label"]),
+            st.sampled_from(["==", "!="]),
+            st.sampled_from([*SUGGESTIONS, "red"]).map(quoted),
+        ).map(" ".join),
     )
     return _logic(atoms)
 
@@ -227,7 +269,7 @@ def _logic(atoms: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 @pytest.fixture
 def dataset(conn: psycopg.Connection) -> Dataset:
-    data = build_dataset(conn)
+    data = build_dataset(conn, curation=True)
     data.catalog = load_catalog(conn, "ref")
     return data
 
@@ -306,6 +348,22 @@ FIXED = [
     # Beyond double precision: too large is missing, too small rounds to 0 (no PostgreSQL error).
     "not inside(x" + " * 1e18" * 17 + ", y, [[-1e18, -1e18], [1e18, -1e18], [0, 1e18]])",
     "inside(x" + " * 1e-18" * 17 + ", y, [[-1, -20], [1, -20], [1, 20], [-1, 20]])",
+    # Curation results (latest run of each tool) and null.
+    "uniqueness > 0.9",
+    "uniqueness >= 0.9 and uniqueness <= 1",
+    "not (uniqueness > 0.5)",
+    "uniqueness == 0.25 or uniqueness == 1",
+    "uniqueness == null",
+    "duplicate_group != null",
+    "duplicate_group == null or not duplicate_group > 0",
+    "duplicate_group == asset.duplicate_group and duplicate_group % 2 == 1",
+    'suggested_label == "cat"',
+    "suggested_label != null and not suggested_label == 'cat'",
+    "mislabel_score > 0.5 and squirrel",
+    "mislabel_score * 2 - uniqueness > 0.75",
+    "inside(uniqueness, mislabel_score, [[0, 0], [0.5, 0], [0.5, 0.9], [0, 0.9]])",
+    "width == null or format = NULL",
+    "`select` == null",
 ]
 
 FIXED_SHAPES = [
@@ -314,6 +372,12 @@ FIXED_SHAPES = [
     "inside(asset.x, asset.y, [[0, 0], [5, 0], [5, 5]]) and not inside(x, y, [[0, 0], [5, 0], [5, 5]])",
     "cluster == -1 or asset.cluster == 3",
     "x < asset.x",
+    'mislabel_score > 0.5 and label == "car"',
+    "not (mislabel_score > 0.5) and suggested_label != null",
+    'suggested_label == label or suggested_label == "cat"',
+    "asset.uniqueness > 0.9 or uniqueness < 0.1",
+    "asset.duplicate_group != null and duplicate_group == null",
+    "duplicate_group != null",
 ]
 
 

@@ -55,6 +55,14 @@ CATALOG = Catalog(
         FieldColumn("metadata.gps.lat", "number", "assets_metadata_gps_lat_number_0a1b2c3d"),
         FieldColumn("attributes.score", "number", "shapes_attributes_score_number_4e5f6a7b"),
     ),
+    # latest curation runs: every tool on assets, no outliers run on shapes yet
+    score_spaces=(
+        ("asset", "duplicates", 9),
+        ("asset", "mislabels", 7),
+        ("asset", "outliers", 9),
+        ("shape", "duplicates", 8),
+        ("shape", "mislabels", 8),
+    ),
 )
 
 SIMILARITIES: dict[str, Similarity] = {
@@ -119,6 +127,13 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("asset.width > 10", {}),
         (None, {}),
         ("width > 10", {"limit": 20, "offset": 40}),
+        # curation results (latest run of each tool) and null
+        ("uniqueness > 0.9", {}),
+        ("duplicate_group != null and not (uniqueness > 0.5)", {}),
+        ('suggested_label == "cat" or mislabel_score >= 0.75', {}),
+        ("duplicate_group == NULL", {}),
+        ("inside(uniqueness, mislabel_score, [[0, 0], [1, 0], [1, 1]])", {}),
+        ("width == null or null != format", {}),
     ],
     "shapes": [
         ('label == "squirrel" and area > 400', {"target": "shape"}),
@@ -136,6 +151,9 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ),
         ('"IMG"', {"target": "shape"}),
         (None, {"target": "shape"}),
+        ('mislabel_score > 0.5 and label == "person"', {"target": "shape"}),
+        ("asset.uniqueness > 0.9 and duplicate_group != null", {"target": "shape"}),
+        ("suggested_label != label", {"target": "shape"}),
     ],
     "similarity": [
         (None, {"similarity": "vector"}),
@@ -154,6 +172,12 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("metadata.gps.lat <= -3", {"similarity": "wide"}),
         ('metadata.gps.lat > 47.5 and status == "review"', {"similarity": "wide"}),
         ("inside(x, y, [[0, 0], [4, 0], [4, 3]])", {"similarity": "wide"}),
+        ("uniqueness > 0.9", {"similarity": "wide"}),
+        ("duplicate_group != null", {"similarity": "vector"}),
+        ("not (uniqueness > 0.5)", {"similarity": "dissimilar_wide"}),
+        ("mislabel_score > 0.5 and asset.uniqueness < 0.2", {"target": "shape", "similarity": "shape"}),
+        # an asset field of a shape joins the shape's asset in every path
+        ("asset.cluster == 1", {"target": "shape", "similarity": "shape"}),
     ],
     "errors": [
         ("width in ()", {}),
@@ -213,6 +237,14 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("x == [1, 2]", {}),
         ("inside([1, 2], y, [[0, 0], [4, 0], [4, 3]])", {}),
         ("[" * 40 + "]" * 40, {}),
+        ("uniqueness > 0.5", {"target": "shape"}),
+        ("asset.uniqueness > 0.5 and uniqueness < 0.1", {"target": "shape"}),
+        ("null > 1", {}),
+        ("metadata.iso == null", {}),
+        ("groups != null", {}),
+        ("null == null", {}),
+        ("width in (1, null)", {}),
+        ("not null", {}),
     ],
 }
 

@@ -4,7 +4,8 @@ generated dataset loaded into PostgreSQL with COPY, for the translator's differe
 The evaluator walks the tree the translator's front end (parse, allow-list, resolve, type-check)
 produces and applies the documented semantics: a comparison with a missing value is false,
 `!=` is `not ==`, exact decimal arithmetic, `/` truncated to 12 places, `%` with the sign of the
-dividend, division by zero missing, double precision columns read as 15 significant digits.
+dividend, division by zero missing, double precision columns read as 15 significant digits (real
+columns, the curation scores, as 6), `v == null` true when v is missing.
 inside() is PostgreSQL's point-in-polygon test (point_inside() of src/backend/utils/adt/geo_ops.c)
 redone in Python floats, which are the same IEEE doubles: fuzzy comparisons within 1e-6, the
 boundary inside, and the crossings summed with their direction (nonzero winding, not even-odd).
@@ -20,12 +21,24 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+import numpy as np
 import psycopg
 from sqlglot import exp
 
+from pgsearch.curate.results import write_results
+from pgsearch.loader.spaces import Space, ensure_model, ensure_space
 from pgsearch.translator import Catalog
 from pgsearch.translator.allow import check_allowed
-from pgsearch.translator.nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Polygon, qtype
+from pgsearch.translator.nodes import (
+    FieldRef,
+    FilenameSearch,
+    JsonRef,
+    Kind,
+    LabelCount,
+    Missing,
+    Polygon,
+    qtype,
+)
 from pgsearch.translator.parse import parse
 from pgsearch.translator.resolve import Resolver
 from pgsearch.translator.typecheck import TypeChecker
@@ -65,9 +78,12 @@ def _metadata(rng: random.Random) -> dict[str, Any]:
     return m
 
 
-def build_dataset(conn: psycopg.Connection, n_assets: int = 520, seed: int = 3) -> Dataset:
+def build_dataset(
+    conn: psycopg.Connection, n_assets: int = 520, seed: int = 3, *, curation: bool = False
+) -> Dataset:
     """Labels, assets (COPY), shapes (COPY; triggers keep label counts) and a projection run of
-    half the assets and shapes, all in one dataset."""
+    half the assets and shapes, all in one dataset; curation=True adds the results of every
+    curation tool on both targets (write_curation_results)."""
     rng = random.Random(seed)
     ds_id = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('ref') RETURNING id").fetchone()[0]
     label_ids = {}
@@ -203,7 +219,96 @@ def build_dataset(conn: psycopg.Connection, n_assets: int = 520, seed: int = 3) 
     for s in shapes:
         s["asset"] = by_id[s["asset_id"]]
     conn.commit()
-    return Dataset(ds_id, rows, shapes)
+    data = Dataset(ds_id, rows, shapes)
+    if curation:
+        write_curation_results(conn, data, seed)
+    return data
+
+
+# -- curation results --------------------------------------------------------------------------
+CURATION_FIELDS = ("uniqueness", "mislabel_score", "suggested_label", "duplicate_group")
+SUGGESTIONS = [*LABELS, "cat"]
+
+
+def _real(value: float) -> float:
+    """The value a real column stores (as the double PostgreSQL widens it to)."""
+    return float(np.float32(value))
+
+
+def _score(rng: random.Random) -> float:
+    """Mostly anywhere in [0, 1); some exactly on thresholds queries use."""
+    if rng.random() < 0.15:
+        return _real(rng.choice([0.0, 0.25, 0.5, 0.9, 1.0]))
+    return _real(rng.random())
+
+
+@dataclass
+class CurationSpaces:
+    asset: Space  # the space of the latest outliers run on assets (and of every other asset run)
+    older_asset: Space  # another model's asset space: an earlier outliers run, superseded
+    shape: Space
+
+
+def write_curation_results(conn: psycopg.Connection, data: Dataset, seed: int = 3) -> CurationSpaces:
+    """Results of every curation tool for both targets, written with write_results, and the same
+    values in the rows (keys CURATION_FIELDS; None when missing). Each target gets an earlier run
+    whose results the latest replaces: uniqueness of assets first in another model's space."""
+    rng = random.Random(seed + 1)
+    first = ensure_model(conn, "ref-clip", 8, False, {})
+    second = ensure_model(conn, "ref-dino", 8, False, {})
+    spaces = CurationSpaces(
+        asset=ensure_space(conn, data.id, first, "asset"),
+        older_asset=ensure_space(conn, data.id, second, "asset"),
+        shape=ensure_space(conn, data.id, first, "shape"),
+    )
+    conn.commit()
+    for items, space, earlier in (
+        (data.assets, spaces.asset, spaces.older_asset),
+        (data.shapes, spaces.shape, spaces.shape),
+    ):
+        for item in items:
+            for name in CURATION_FIELDS:
+                item[name] = None
+        # outliers: an earlier run (another space for assets), then the latest on 90% of the items.
+        stale: list[tuple[Any, ...]] = [(i["id"], _score(rng), 0.5, None) for i in items]
+        write_results(conn, earlier, "outliers", stale, items=len(stale), flagged=0, params={}, started=0.0)
+        rows: list[tuple[Any, ...]] = []
+        for item in items:
+            if rng.random() < 0.9:
+                item["uniqueness"] = _score(rng)
+                rows.append((item["id"], item["uniqueness"], _real(rng.random()), rng.choice([None, 3])))
+        write_results(
+            conn, space, "outliers", rows, items=len(rows), flagged=1, params={"k": 10}, started=0.0
+        )
+        # mislabels: twice in the same space, the second run on 80% of the items.
+        stale = [(i["id"], "car", _real(0.123), "cat") for i in items]
+        write_results(conn, space, "mislabels", stale, items=len(stale), flagged=0, params={}, started=0.0)
+        rows = []
+        for item in items:
+            if rng.random() < 0.8:
+                item["mislabel_score"] = _score(rng)
+                item["suggested_label"] = None if rng.random() < 0.3 else rng.choice(SUGGESTIONS)
+                label = item.get("label") or rng.choice(LABELS)
+                rows.append((item["id"], label, item["mislabel_score"], item["suggested_label"]))
+        write_results(conn, space, "mislabels", rows, items=len(rows), flagged=2, params={}, started=0.0)
+        # duplicates: groups of 2 to 4 of about a sixth of the items; the first is the representative.
+        order = [i for i in items if rng.random() < 0.17]
+        rng.shuffle(order)
+        rows = []
+        while len(order) >= 2:
+            size = min(len(order), rng.randint(2, 4))
+            group, order = order[:size], order[size:]
+            kind = rng.choice(["exact", "near"])
+            for n, item in enumerate(group):
+                item["duplicate_group"] = group[0]["id"]
+                rows.append(
+                    (item["id"], group[0]["id"], n == 0, kind, 0.0 if n == 0 else _real(rng.random() / 10))
+                )
+        write_results(
+            conn, space, "duplicates", rows, items=len(items), flagged=len(rows), params={}, started=0.0
+        )
+    conn.commit()
+    return spaces
 
 
 # -- the evaluator -----------------------------------------------------------------------------
@@ -246,6 +351,12 @@ class Evaluator:
             return not self.condition(node.this, row)
         if isinstance(node, FilenameSearch):
             return _ascii_lower(node.this.this) in _ascii_lower(self._asset(row)["filename"])
+        if isinstance(node, (exp.EQ, exp.NEQ)) and (
+            isinstance(node.this, Missing) or isinstance(node.expression, Missing)
+        ):
+            other = node.expression if isinstance(node.this, Missing) else node.this
+            missing = self.value(other, row) is None
+            return missing if isinstance(node, exp.EQ) else not missing
         if isinstance(node, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)):
             left, right = self.value(node.this, row), self.value(node.expression, row)
             if isinstance(node, exp.NEQ):
@@ -364,6 +475,13 @@ class Evaluator:
             if v is None:
                 return None
             return Decimal(v) if name == "cluster" else convert(v)
+        if name in ("uniqueness", "mislabel_score"):  # real: compared as 6 significant digits
+            score: float | None = owner[name]
+            return score if raw or score is None else Decimal(format(score, ".6g"))
+        if name == "suggested_label":
+            return owner[name]
+        if name == "duplicate_group":
+            return None if owner[name] is None else Decimal(owner[name])
         if name == "groups":
             return set(owner["groups"])
         if name == "labels":

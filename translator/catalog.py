@@ -1,5 +1,6 @@
 """What the translator knows about a dataset, handed in by the caller (it reads no database):
-its id, label names, metadata keys, latest projection runs, and embedding spaces."""
+its id, label names, metadata keys, latest projection runs, embedding spaces, and the spaces of
+the latest curation runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 Target = Literal["asset", "shape"]
+
+# The curation tools whose results are fields (sql/curation_scores.sql), and the fields each fills.
+CURATION_TOOLS: dict[str, tuple[str, ...]] = {
+    "outliers": ("uniqueness",),
+    "mislabels": ("mislabel_score", "suggested_label"),
+    "duplicates": ("duplicate_group",),
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,10 @@ class Catalog:
     asset_run / shape_run: the latest projection run per target (None: cluster, x, y are missing).
     field_columns: the fields with a generated column (FieldColumn); the others are computed from
     the jsonb column.
+    score_spaces: (target, tool, space id) of the latest run of each curation tool (CURATION_TOOLS)
+    per target: its results are the space's partition of the tool's table. A tool without an entry
+    has never run on that target, and a query naming one of its fields is an UnknownNameError
+    that says which command to run.
     """
 
     dataset_id: int
@@ -53,6 +65,7 @@ class Catalog:
     shape_run: int | None = None
     spaces: tuple[EmbeddingSpace, ...] = ()
     field_columns: tuple[FieldColumn, ...] = ()
+    score_spaces: tuple[tuple[Target, str, int], ...] = ()
     schema: str = "pgsearch"
 
     def space(self, target: Target, model: str | None = None) -> EmbeddingSpace | None:
@@ -60,6 +73,13 @@ class Catalog:
         and no model says which."""
         found = [s for s in self.spaces if s.target == target and (model is None or s.model == model)]
         return found[0] if len(found) == 1 else None
+
+    def score_space(self, target: Target, tool: str) -> int | None:
+        """The space of the latest run of curation `tool` on `target` rows; None: never run."""
+        for t, name, space_id in self.score_spaces:
+            if t == target and name == tool:
+                return space_id
+        return None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, Vect
 from .covering import Covering, covering
 from .dialect import PG_DIALECT
 from .errors import QueryLimitError, QueryTypeError
-from .fields import ASSET_POINT, SHAPE_POINT
+from .fields import join_ids
 from .generate import Params, PredicateGenerator, where_clause
 from .nodes import Kind
 from .parse import parse
@@ -81,7 +81,7 @@ def compile_query(
         raise QueryTypeError(f"target must be 'asset' or 'shape', not {target!r}")
     _check_paging(limit, offset)
     params = Params()
-    runs = {ASSET_POINT: catalog.asset_run, SHAPE_POINT: catalog.shape_run}
+    runs = join_ids(catalog)
     field_columns = {(f.field, Kind(f.kind)): f.column for f in catalog.field_columns}
     generator = PredicateGenerator(params, runs, field_columns)
     predicate: exp.Expr | None = None
@@ -96,11 +96,11 @@ def compile_query(
         predicate = where_clause(generator.condition(tree))
     builder = StatementBuilder(catalog, target, params)
     if similarity is None:
-        statement = builder.plain(predicate, generator.joined_points, limit, offset)
+        statement = builder.plain(predicate, generator.joined, limit, offset)
         columns = column_names(target)
     else:
         _check_similarity(similarity, target)
-        statement = builder.similar(predicate, generator.joined_points, similarity, limit, offset, covered)
+        statement = builder.similar(predicate, generator.joined, similarity, limit, offset, covered)
         columns = (*column_names(target), "distance")
     # No defensive copy: the tree is ours alone, and copying it would double the compile time.
     return CompiledQuery(PG_DIALECT.generate(statement, copy=False), params.values, columns, statement)

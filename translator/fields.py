@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from .catalog import Catalog, Target
 from .nodes import FieldDef, Kind
 
 N, S, B, SET = Kind.NUMBER, Kind.STRING, Kind.BOOL, Kind.SET
@@ -9,7 +12,79 @@ N, S, B, SET = Kind.NUMBER, Kind.STRING, Kind.BOOL, Kind.SET
 # Aliases the statement gives its tables.
 ASSET, SHAPE, LABEL = "a", "s", "l"
 ASSET_POINT, SHAPE_POINT = "pa", "ps"
+# Results of the latest run of each curation tool (sql/curation_scores.sql), per row kind.
+ASSET_UNIQUENESS, SHAPE_UNIQUENESS = "ua", "us"
+ASSET_MISLABELS, SHAPE_MISLABELS = "ma", "ms"
+ASSET_DUPLICATES, SHAPE_DUPLICATES = "da", "ds"
 EMBEDDING = "e"
+ASSET_TARGET: Target = "asset"
+SHAPE_TARGET: Target = "shape"
+
+
+@dataclass(frozen=True)
+class Join:
+    """A table the statement LEFT JOINs only when the query reads one of its fields: at most one
+    row per item of the latest run, `<alias>.<scope> = %(<param>)s AND <alias>.item_id = <owner>.id`.
+
+    scope/param: the projection run (run_id = the catalog's asset_run / shape_run), or the space
+    of the latest run of curation `tool` (space_id: the tools keep one partition per space, which
+    holds the results of that space's latest run).
+    """
+
+    alias: str
+    table: str  # in the catalog's schema
+    owner: str  # ASSET or SHAPE: the rows whose id is item_id
+    target: Target
+    scope: str  # run_id or space_id
+    param: str
+    tool: str | None = None  # None: the projection run
+
+
+# The curation tools' tables (sql/curation_scores.sql), and the alias each row kind gives them.
+_CURATION = (
+    ("outliers", "uniqueness_scores", ASSET_UNIQUENESS, SHAPE_UNIQUENESS),
+    ("mislabels", "mislabel_scores", ASSET_MISLABELS, SHAPE_MISLABELS),
+    ("duplicates", "duplicate_members", ASSET_DUPLICATES, SHAPE_DUPLICATES),
+)
+
+JOINS: dict[str, Join] = {
+    j.alias: j
+    for j in (
+        Join(ASSET_POINT, "projection_points", ASSET, ASSET_TARGET, "run_id", "asset_run"),
+        Join(SHAPE_POINT, "projection_points", SHAPE, SHAPE_TARGET, "run_id", "shape_run"),
+        *(
+            Join(alias, table, owner, target, "space_id", f"{target}_{tool}_space", tool)
+            for tool, table, asset_alias, shape_alias in _CURATION
+            for alias, owner, target in (
+                (asset_alias, ASSET, ASSET_TARGET),
+                (shape_alias, SHAPE, SHAPE_TARGET),
+            )
+        ),
+    )
+}
+
+
+def join_ids(catalog: Catalog) -> dict[str, int | None]:
+    """The run or space id each table of JOINS is joined on (None: the dataset has no such run)."""
+    ids: dict[str, int | None] = {}
+    for alias, join in JOINS.items():
+        if join.tool is None:
+            ids[alias] = catalog.asset_run if join.target == "asset" else catalog.shape_run
+        else:
+            ids[alias] = catalog.score_space(join.target, join.tool)
+    return ids
+
+
+def _curation_fields(uniqueness: str, mislabels: str, duplicates: str) -> tuple[FieldDef, ...]:
+    """The curation tools' fields, from the latest run of each tool; the scores are real columns,
+    compared as numeric like the double precision ones (float8=True)."""
+    return (
+        FieldDef("uniqueness", N, True, uniqueness, "uniqueness", True, "pgsearch outliers: 0 .. 1"),
+        FieldDef("mislabel_score", N, True, mislabels, "mislabel_score", True, "pgsearch mislabels: 0 .. 1"),
+        FieldDef("suggested_label", S, True, mislabels, "suggested_label", doc="pgsearch mislabels"),
+        FieldDef("duplicate_group", N, True, duplicates, "duplicate_group", doc="pgsearch duplicates"),
+    )
+
 
 ASSET_FIELDS: dict[str, FieldDef] = {
     f.name: f
@@ -27,6 +102,7 @@ ASSET_FIELDS: dict[str, FieldDef] = {
         FieldDef("cluster", N, True, ASSET_POINT, "cluster", doc="cluster id, latest projection run"),
         FieldDef("x", N, True, ASSET_POINT, "x", float8=True, doc="2-D projection, latest run"),
         FieldDef("y", N, True, ASSET_POINT, "y", float8=True, doc="2-D projection, latest run"),
+        *_curation_fields(ASSET_UNIQUENESS, ASSET_MISLABELS, ASSET_DUPLICATES),
     )
 }
 
@@ -43,6 +119,7 @@ SHAPE_FIELDS: dict[str, FieldDef] = {
         FieldDef("cluster", N, True, SHAPE_POINT, "cluster", doc="cluster id, latest shape projection run"),
         FieldDef("x", N, True, SHAPE_POINT, "x", float8=True, doc="2-D projection, latest shape run"),
         FieldDef("y", N, True, SHAPE_POINT, "y", float8=True, doc="2-D projection, latest shape run"),
+        *_curation_fields(SHAPE_UNIQUENESS, SHAPE_MISLABELS, SHAPE_DUPLICATES),
     )
 }
 

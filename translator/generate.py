@@ -27,7 +27,7 @@ from sqlglot import exp
 
 from .dialect import ATOMIC, ContainedIn, JsonGet, JsonGetText, JsonHasKey, TypeCast
 from .fields import ASSET, ASSET_JSON, SHAPE_JSON
-from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Polygon, qtype
+from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Missing, Polygon, qtype
 
 # jsonb numbers beyond these count as missing, so arithmetic stays within numeric's range.
 JSON_NUMBER_LIMIT = "1e100"
@@ -111,20 +111,22 @@ def where_clause(e: exp.Expr) -> exp.Expr:
 
 
 class PredicateGenerator:
-    """`runs` maps the projection-point aliases (pa, ps) to the latest run id, or None when the
-    dataset has no such run (cluster, x, y are then missing). `field_columns` maps a jsonb field
-    (normalised name, kind) to the generated column that stores its value as that kind."""
+    """`runs` maps the aliases of the tables joined on demand (fields.JOINS: pa, ps, ua, ...) to
+    the run or space id they are joined on, or None when the dataset has no such run (cluster, x,
+    y are then missing; the resolve stage refuses curation fields without a run). `joined`
+    collects the aliases the predicate reads. `field_columns` maps a jsonb field (normalised name,
+    kind) to the generated column that stores its value as that kind."""
 
     def __init__(
         self,
         params: Params,
-        runs: dict[str, int | None],
+        runs: Mapping[str, int | None],
         field_columns: Mapping[tuple[str, Kind], str] | None = None,
     ) -> None:
         self.params = params
         self.runs = runs
         self.field_columns = field_columns or {}
-        self.joined_points: set[str] = set()
+        self.joined: set[str] = set()
 
     # -- conditions (never NULL) ----------------------------------------------------------
     def condition(self, node: exp.Expr) -> exp.Expr:
@@ -160,6 +162,9 @@ class PredicateGenerator:
 
     def _compare(self, node: exp.Expr) -> exp.Expr:
         left, right = node.this, node.expression
+        if isinstance(left, Missing) or isinstance(right, Missing):  # `v == null`: never NULL itself
+            value = right if isinstance(left, Missing) else left
+            return exp.Is(this=paren(self.value(value)), expression=exp.Null())
         kind = qtype(left).kind
         lsql, rsql = self.value(left), self.value(right)
         if kind == Kind.STRING and not isinstance(node, exp.EQ):
@@ -231,7 +236,7 @@ class PredicateGenerator:
             if f.alias in self.runs:
                 if self.runs[f.alias] is None:
                     return cast(exp.Null(), "float8"), True
-                self.joined_points.add(f.alias)
+                self.joined.add(f.alias)
             return col(f.alias, f.column), nullable
         value = self.value(node)
         if not any(isinstance(n, (exp.Mul, exp.Div)) for n in node.walk()):
@@ -273,8 +278,8 @@ class PredicateGenerator:
         alias = f.alias
         if alias in self.runs:
             if self.runs[alias] is None:
-                return cast(exp.Null(), "numeric")
-            self.joined_points.add(alias)
+                return cast(exp.Null(), "text" if f.kind == Kind.STRING else "numeric")
+            self.joined.add(alias)
         column = col(alias, f.column)
         return cast(column, "numeric") if f.float8 else column
 

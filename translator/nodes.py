@@ -31,9 +31,11 @@ class QType:
 class FieldDef:
     """A field the language exposes: where its column lives and what kind of value it holds.
 
-    `alias` is the table alias in the statement (a: assets, s: shapes, l: labels,
-    pa/ps: projection points of the latest asset/shape run); `float8` marks double precision
-    columns, which are compared and computed as numeric (%.15g, as PostgreSQL converts them).
+    `alias` is the table alias in the statement (a: assets, s: shapes, l: labels, and the tables
+    fields.JOINS joins only when a field reads them: pa/ps projection points of the latest
+    asset/shape run, ua/us, ma/ms, da/ds the latest curation results); `float8` marks floating-point
+    columns (double precision; real for the curation scores), which are compared and computed as
+    numeric, as PostgreSQL converts them (15 significant digits, 6 for real).
     """
 
     name: str
@@ -54,6 +56,12 @@ class FieldRef(exp.Expression):
     def field(self) -> FieldDef:
         field: FieldDef = self.meta["field"]
         return field
+
+
+class Missing(exp.Expression):
+    """`null`: the missing value, only ever one side of `==` / `!=` (`duplicate_group != null`)."""
+
+    arg_types: ClassVar[dict[str, bool]] = {}
 
 
 class LabelCount(exp.Expression):

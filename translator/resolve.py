@@ -1,10 +1,12 @@
-"""Stage 3: names -> fields, label counts and jsonb paths of the catalog's dataset; literals
-checked (range, characters); a bare string where a condition belongs -> filename search;
+"""Stage 3: names -> fields, label counts and jsonb paths of the catalog's dataset (a curation
+field whose tool never ran on the rows is an error naming the command to run); `null` -> Missing;
+literals checked (range, characters); a bare string where a condition belongs -> filename search;
 inside()'s polygon -> a Polygon of checked number pairs."""
 
 from __future__ import annotations
 
 import difflib
+import shlex
 from decimal import Decimal, InvalidOperation
 
 from sqlglot import exp
@@ -12,8 +14,8 @@ from sqlglot import exp
 from .allow import INSIDE_USAGE
 from .catalog import Catalog, Target
 from .errors import QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
-from .fields import ASSET_FIELDS, ASSET_JSON, SHAPE_FIELDS, SHAPE_JSON
-from .nodes import FieldRef, FilenameSearch, JsonRef, LabelCount, Polygon, set_span, span
+from .fields import ASSET_FIELDS, ASSET_JSON, JOINS, SHAPE_FIELDS, SHAPE_JSON
+from .nodes import FieldDef, FieldRef, FilenameSearch, JsonRef, LabelCount, Missing, Polygon, set_span, span
 
 # Numbers a query may write: beyond these, arithmetic could leave PostgreSQL's numeric range.
 MAX_NUMBER = Decimal("1e18")
@@ -120,6 +122,9 @@ class Resolver:
         parts = _parts(node)
         where = span(node)
         names = [p.name for p in parts]
+        if len(parts) == 1 and not parts[0].quoted and names[0].lower() == "null":
+            # The missing value (a label named null is `null` in backquotes, or count("null")).
+            return set_span(Missing(), where)
         if self.target == "shape" and names[0] != "asset":
             resolved = self._shape_name(names, where)
         else:
@@ -135,9 +140,7 @@ class Resolver:
         if len(names) == 1:
             field = ASSET_FIELDS.get(head)
             if field is not None:
-                ref = FieldRef(this=prefix + head)
-                ref.meta["field"] = field
-                return ref
+                return self._field(prefix + head, field, where)
             if head in self.catalog.labels:
                 return LabelCount(this=exp.Literal.string(head))
         raise self._unknown(".".join(written), where)
@@ -147,10 +150,35 @@ class Resolver:
         if head in SHAPE_JSON:
             return self._json(head, names, names, self.catalog.attribute_keys, where)
         if len(names) == 1 and head in SHAPE_FIELDS:
-            ref = FieldRef(this=head)
-            ref.meta["field"] = SHAPE_FIELDS[head]
-            return ref
+            return self._field(head, SHAPE_FIELDS[head], where)
         raise self._unknown(".".join(names), where)
+
+    def _field(self, written: str, field: FieldDef, where: tuple[int, int] | None) -> FieldRef:
+        join = JOINS.get(field.alias)
+        if (
+            join is not None
+            and join.tool is not None
+            and self.catalog.score_space(join.target, join.tool) is None
+        ):
+            raise self._never_run(written, join.tool, join.target, where)
+        ref = FieldRef(this=written)
+        ref.meta["field"] = field
+        return ref
+
+    def _never_run(
+        self, written: str, tool: str, target: Target, where: tuple[int, int] | None
+    ) -> UnknownNameError:
+        """A curation field before its tool has run: an error, not a field missing everywhere
+        (which would make `uniqueness > 0.9` silently empty and `not ...` select every row)."""
+        name = self.catalog.dataset_name
+        dataset = f" of dataset {name!r}" if name else ""
+        command = f"pgsearch {tool} --dataset {shlex.quote(name) if name else 'NAME'}"
+        command += " --shapes" if target == "shape" else ""
+        return UnknownNameError(
+            f"{written!r} has no values yet: no {tool} run on the {target}s{dataset}; run `{command}`",
+            self.text,
+            where,
+        )
 
     def _json(
         self,

@@ -61,7 +61,7 @@ from sqlglot import exp
 from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, VectorSource
 from .covering import Covering
 from .dialect import CosineDistance
-from .fields import ASSET, ASSET_POINT, EMBEDDING, LABEL, SHAPE, SHAPE_POINT
+from .fields import ASSET, EMBEDDING, JOINS, LABEL, SHAPE, join_ids
 from .generate import Params, cast, col, func, paren
 
 # The alias of pgsearch.group_members in the exact path of a group filter.
@@ -183,17 +183,16 @@ class StatementBuilder:
         return select
 
     def _point_joins(self, select: exp.Select, points: set[str]) -> exp.Select:
-        runs = {
-            ASSET_POINT: (self.catalog.asset_run, ASSET, "asset_run"),
-            SHAPE_POINT: (self.catalog.shape_run, SHAPE, "shape_run"),
-        }
+        """LEFT JOINs of the on-demand tables (fields.JOINS) the predicate reads: projection
+        points of the latest map run, results of the latest curation runs."""
+        ids = join_ids(self.catalog)
         for alias in sorted(points):
-            run, owner, name = runs[alias]
+            join = JOINS[alias]
             on = exp.And(
-                this=_eq(col(alias, "run_id"), self.params.named(name, run)),
-                expression=_eq(col(alias, "item_id"), col(owner, "id")),
+                this=_eq(col(alias, join.scope), self.params.named(join.param, ids[alias])),
+                expression=_eq(col(alias, "item_id"), col(join.owner, "id")),
             )
-            select = select.join(self.table("projection_points", alias), on=on, join_type="left", copy=False)
+            select = select.join(self.table(join.table, alias), on=on, join_type="left", copy=False)
         return select
 
     def _base(self) -> str:
@@ -225,6 +224,8 @@ class StatementBuilder:
         k = self.params.named("k", limit + offset)
         direction = sim.dissimilar
         needed = _aliases(predicate)
+        if any(JOINS[a].owner == ASSET for a in needed & points):
+            needed.add(ASSET)  # asset.x, asset.uniqueness ... of a shape: joined on the shape's asset
         row_id = exp.alias_(col(self.row, "id"), "id")
 
         def distance() -> exp.Expr:

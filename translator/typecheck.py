@@ -2,7 +2,8 @@
 
 Metadata values (Kind.DYNAMIC) take the kind their use asks for: compared with a number they
 are numbers, with a string strings, in arithmetic numbers, where a condition belongs booleans.
-A label count where a condition belongs means "count > 0".
+A label count where a condition belongs means "count > 0". `null` (Missing) is one side of
+`==` / `!=` and nowhere else, the other side a value of a known kind.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from decimal import Decimal
 from sqlglot import exp
 
 from .errors import QueryLimitError, QueryTypeError
-from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, QType, qtype, set_span, span
+from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Missing, QType, qtype, set_span, span
 from .regex import check_regex
 
 MAX_ARITHMETIC = 32  # operators per query; bounds how far numeric values can grow
@@ -33,6 +34,10 @@ _SYMBOL: dict[type[exp.Expr], str] = {
     exp.Mod: "%",
 }
 BOOL = QType(Kind.BOOL)
+NULL_USAGE = (
+    "null stands for a missing value and is only compared with == or !=: "
+    "duplicate_group != null (has a value), width == null (has none)"
+)
 
 
 class TypeChecker:
@@ -87,6 +92,8 @@ class TypeChecker:
         return node
 
     def _infer(self, node: exp.Expr) -> QType:
+        if isinstance(node, Missing):
+            raise self._error(NULL_USAGE, node)
         if isinstance(node, exp.Literal):
             return QType(Kind.STRING if node.is_string else Kind.NUMBER)
         if isinstance(node, exp.Boolean):
@@ -148,6 +155,8 @@ class TypeChecker:
 
     def _comparison(self, node: exp.Expr) -> QType:
         op = _SYMBOL[type(node)]
+        if isinstance(node.this, Missing) or isinstance(node.expression, Missing):
+            return self._null_comparison(node, op)
         left, right = self._value(node.this), self._value(node.expression)
         if left.kind == Kind.DYNAMIC and right.kind == Kind.DYNAMIC:
             raise self._error(
@@ -178,6 +187,30 @@ class TypeChecker:
             raise self._error(f"true/false values have no order; {op!r} needs numbers or strings", node)
         if left.kind == Kind.SET:
             raise self._error("sets cannot be compared", node)
+        return BOOL
+
+    def _null_comparison(self, node: exp.Expr, op: str) -> QType:
+        """`value == null` (the value is missing) and `value != null`."""
+        null, other = (
+            (node.this, node.expression) if isinstance(node.this, Missing) else (node.expression, node.this)
+        )
+        if op not in ("==", "!=") or isinstance(other, Missing):
+            raise self._error(NULL_USAGE, node)
+        t = self._value(other)
+        if t.kind == Kind.DYNAMIC:
+            raise self._error(
+                f"{self._show(other)!r} takes the kind its use asks for, and null has none: compare it with "
+                "a number, string or true/false (a key that is absent or of another kind makes any "
+                "comparison false)",
+                node,
+            )
+        if t.kind == Kind.SET:
+            raise self._error(
+                f"{self._show(other)!r} is a set of strings and is never missing (it may be empty); "
+                f'test membership instead: "value" in {self._show(other)}',
+                node,
+            )
+        null.meta["qtype"] = QType(t.kind, True)
         return BOOL
 
     def _in(self, node: exp.In) -> QType:
