@@ -130,26 +130,25 @@ def latest_run(conn: psycopg.Connection, space: Space, tool: str) -> RunInfo | N
     if row is None:
         return None
     key = sql.Identifier("asset_id" if space.target == "asset" else "shape_id")
-    items = sql.Identifier("pgsearch", "assets" if space.target == "asset" else "shapes")
-    changed = sql.SQL("i.updated_at" if space.target == "asset" else "i.created_at")
+    states = sql.Identifier("pgsearch", f"{space.target}_embedding_state")
     table = TOOLS[tool]
-    count = conn.execute(
-        sql.SQL(
-            "SELECT count(*) FROM {vectors} AS e JOIN {items} AS i ON i.id = e.{key}"
-            " WHERE {changed} > %s OR NOT EXISTS (SELECT 1 FROM {results} AS r WHERE r.item_id = e.{key})"
-        ).format(
-            vectors=sql.Identifier("pgsearch", space.table_name),
-            items=items,
-            key=key,
-            changed=changed,
-            results=sql.Identifier("pgsearch", f"{table.prefix}{space.id}"),
+    # Changed: the item's vector was written after the run (its embedding state row is rewritten
+    # with every vector: a new or reloaded file). A group or status edit of the asset row is not a
+    # change of what the tools compute from. Tools that score every item (all but duplicates,
+    # which stores only the items that have a duplicate) also count items with no result row.
+    changed = sql.SQL(
+        "EXISTS (SELECT 1 FROM {states} AS st WHERE st.space_id = %(space)s AND st.{key} = e.{key}"
+        " AND st.updated_at > %(at)s)"
+    ).format(states=states, key=key)
+    if tool != "duplicates":
+        changed = sql.SQL("({} OR NOT EXISTS (SELECT 1 FROM {} AS r WHERE r.item_id = e.{}))").format(
+            changed, sql.Identifier("pgsearch", f"{table.prefix}{space.id}"), key
         )
-        if tool != "duplicates"
-        # Duplicate members are only the items that have a duplicate: judge by change time alone.
-        else sql.SQL(
-            "SELECT count(*) FROM {vectors} AS e JOIN {items} AS i ON i.id = e.{key} WHERE {changed} > %s"
-        ).format(vectors=sql.Identifier("pgsearch", space.table_name), items=items, key=key, changed=changed),
-        (row[5],),
+    count = conn.execute(
+        sql.SQL("SELECT count(*) FROM {vectors} AS e WHERE {changed}").format(
+            vectors=sql.Identifier("pgsearch", space.table_name), changed=changed
+        ),
+        {"space": space.id, "at": row[5]},
     ).fetchone()
     return RunInfo(
         run_id=int(row[0]),
