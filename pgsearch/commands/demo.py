@@ -131,17 +131,46 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
         sections.append((f"least similar to {name}", list(far)))
         cars = client.query('label == "car"', dataset=dataset, shapes=True, limit=12)
         sections.append(('shapes: label == "car"', list(cars)))
+        links = _map_page(client.conn, dataset, root, quiet=quiet)
 
     try:
         page = write_gallery_sections(
-            sections, root / "gallery.html", title=f"pgsearch demo · dataset {dataset}"
+            sections, root / "gallery.html", title=f"pgsearch demo · dataset {dataset}", links=links
         )
     except OSError as exc:
         raise click.ClickException(f"cannot write {root / 'gallery.html'}: {exc.strerror or exc}") from None
-    click.echo(f"7. wrote the gallery: {page.resolve()}")
+    click.echo(f"8. wrote the gallery: {page.resolve()}")
     click.echo(f"\nTry: pgsearch query 'bird >= 3 and status == \"review\"' --dataset {dataset}")
     click.echo(f"     pgsearch query --dataset {dataset} --similar-to {name} --format json --limit 3")
     click.echo("     pgsearch db psql   (then: SELECT * FROM pgsearch.similar_assets(1, 5);)")
+    if links:
+        click.echo(f"     pgsearch query 'cluster == 0' --dataset {dataset}   (the map's largest cluster)")
+        click.echo(f"     pgsearch outliers --dataset {dataset} -n 10")
+
+
+def _map_page(conn: psycopg.Connection, dataset: str, root: Path, *, quiet: bool) -> list[tuple[str, str]]:
+    """Step 7: the dataset's map (neighbour graph, UMAP, clusters) as an interactive page next to
+    the gallery; the gallery links to it. Without the curate extra the step is skipped, saying how
+    to install it."""
+    from pgsearch.curate import projection
+    from pgsearch.curate.spaces import CurationError
+
+    try:
+        run = projection.make_map(conn, dataset)
+        conn.commit()
+        page = projection.write_html(projection.run_points(conn, run), root / "map.html", run)
+        conn.commit()
+    except CurationError as exc:
+        conn.rollback()
+        click.echo(f"7. no map: {exc}")
+        return []
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {root / 'map.html'}: {exc.strerror or exc}") from None
+    click.echo(
+        f"7. mapped the dataset: {run.items} assets in {run.clusters} clusters "
+        f"({100 * run.noise_fraction:.0f}% noise); the interactive map: {page.resolve()}"
+    )
+    return [(f"the dataset's map ({run.clusters} clusters): select a region, get its query", "map.html")]
 
 
 def _refuse_foreign_dataset(conn: psycopg.Connection, dataset: str, images: Path) -> None:
