@@ -28,6 +28,10 @@ def _section_sql() -> list[str]:
 def demo_dsn(dsn: str, tmp_path: Path) -> str:
     result = CliRunner().invoke(cli, ["demo", "--images", "40", "--dir", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
+    # The curation examples read these tools' latest runs (the demo itself only maps).
+    for args in (["duplicates", "-d", "demo", "--quiet"], ["mislabels", "-d", "demo", "--shapes", "--quiet"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
     return dsn
 
 
@@ -50,7 +54,7 @@ def test_sqlalchemy_inspector_sees_views_and_comments(demo_dsn: str) -> None:
     engine = sqlalchemy.create_engine(demo_dsn.replace("postgresql://", "postgresql+psycopg://", 1))
     inspector = sqlalchemy.inspect(engine)
     views = set(inspector.get_view_names(schema="pgsearch"))
-    assert {"v_assets", "v_shapes", "v_label_counts", "v_asset_groups", "v_projections"} <= views
+    assert {"v_assets", "v_shapes", "v_label_counts", "v_asset_groups", "v_projections", "v_neighbors"} <= views
     for view in views:
         assert inspector.get_table_comment(view, schema="pgsearch")["text"]
         assert all(column.get("comment") for column in inspector.get_columns(view, schema="pgsearch"))
