@@ -46,13 +46,6 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
     if keys:
         metadata_keys = _keys(conn, "assets", "metadata", ds.id)
         attribute_keys = _keys(conn, "shapes", "attributes", ds.id)
-    runs: dict[str, int] = dict(
-        conn.execute(
-            "SELECT DISTINCT ON (target) target, id FROM pgsearch.projection_runs"
-            " WHERE dataset_id = %s ORDER BY target, created_at DESC, id DESC",
-            (ds.id,),
-        ).fetchall()
-    )
     spaces = tuple(
         EmbeddingSpace(id=r[0], model=r[1], target=r[2], dim=r[3], table=r[4])
         for r in conn.execute(
@@ -61,16 +54,21 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
             (ds.id,),
         )
     )
-    # The latest run of each curation tool per target (curation_runs_dataset_idx serves it): its
+    # In one round trip: the latest map run per target (its points are x, y, cluster), and the
+    # latest run of each curation tool per target (curation_runs_dataset_idx serves it), whose
     # space's partition of the tool's table holds that run's results.
-    score_spaces = tuple(
-        (r[0], r[1], int(r[2]))
-        for r in conn.execute(
-            "SELECT DISTINCT ON (target, tool) target, tool, space_id FROM pgsearch.curation_runs"
-            " WHERE dataset_id = %s AND tool = ANY(%s) ORDER BY target, tool, id DESC",
-            (ds.id, list(CURATION_TOOLS)),
-        )
-    )
+    latest = conn.execute(
+        "SELECT * FROM (SELECT DISTINCT ON (target) target, NULL::text AS tool, id"
+        "                 FROM pgsearch.projection_runs WHERE dataset_id = %(dataset)s"
+        "                ORDER BY target, created_at DESC, id DESC) AS maps"
+        " UNION ALL"
+        " SELECT * FROM (SELECT DISTINCT ON (target, tool) target, tool, space_id"
+        "                  FROM pgsearch.curation_runs WHERE dataset_id = %(dataset)s AND tool = ANY(%(tools)s)"
+        "                 ORDER BY target, tool, id DESC) AS tools",
+        {"dataset": ds.id, "tools": list(CURATION_TOOLS)},
+    ).fetchall()
+    runs = {r[0]: int(r[2]) for r in latest if r[1] is None}
+    score_spaces = tuple((r[0], r[1], int(r[2])) for r in latest if r[1] is not None)
     field_columns = tuple(
         FieldColumn(i.field, i.kind, i.column)
         for i in list_indexes(conn, sizes=False)

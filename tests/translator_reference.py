@@ -5,7 +5,8 @@ The evaluator walks the tree the translator's front end (parse, allow-list, reso
 produces and applies the documented semantics: a comparison with a missing value is false,
 `!=` is `not ==`, exact decimal arithmetic, `/` truncated to 12 places, `%` with the sign of the
 dividend, division by zero missing, double precision columns read as 15 significant digits (real
-columns, the curation scores, as 6), `v == null` true when v is missing.
+columns, the curation scores, too: through the double they widen to), `v == null` true when v is
+missing.
 inside() is PostgreSQL's point-in-polygon test (point_inside() of src/backend/utils/adt/geo_ops.c)
 redone in Python floats, which are the same IEEE doubles: fuzzy comparisons within 1e-6, the
 boundary inside, and the crossings summed with their direction (nonzero winding, not even-odd).
@@ -475,9 +476,9 @@ class Evaluator:
             if v is None:
                 return None
             return Decimal(v) if name == "cluster" else convert(v)
-        if name in ("uniqueness", "mislabel_score"):  # real: compared as 6 significant digits
+        if name in ("uniqueness", "mislabel_score"):  # real, read through float8: 15 digits of its double
             score: float | None = owner[name]
-            return score if raw or score is None else Decimal(format(score, ".6g"))
+            return score if raw or score is None else convert(score)
         if name == "suggested_label":
             return owner[name]
         if name == "duplicate_group":

@@ -77,10 +77,22 @@ def join_ids(catalog: Catalog) -> dict[str, int | None]:
 
 def _curation_fields(uniqueness: str, mislabels: str, duplicates: str) -> tuple[FieldDef, ...]:
     """The curation tools' fields, from the latest run of each tool; the scores are real columns,
-    compared as numeric like the double precision ones (float8=True)."""
+    compared with every digit they have (float4=True: through float8), as the commands compare
+    them against their thresholds."""
     return (
-        FieldDef("uniqueness", N, True, uniqueness, "uniqueness", True, "pgsearch outliers: 0 .. 1"),
-        FieldDef("mislabel_score", N, True, mislabels, "mislabel_score", True, "pgsearch mislabels: 0 .. 1"),
+        FieldDef(
+            "uniqueness", N, True, uniqueness, "uniqueness", True, "pgsearch outliers: 0 .. 1", float4=True
+        ),
+        FieldDef(
+            "mislabel_score",
+            N,
+            True,
+            mislabels,
+            "mislabel_score",
+            True,
+            "pgsearch mislabels: 0 .. 1",
+            float4=True,
+        ),
         FieldDef("suggested_label", S, True, mislabels, "suggested_label", doc="pgsearch mislabels"),
         FieldDef("duplicate_group", N, True, duplicates, "duplicate_group", doc="pgsearch duplicates"),
     )

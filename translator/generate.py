@@ -281,6 +281,8 @@ class PredicateGenerator:
                 return cast(exp.Null(), "text" if f.kind == Kind.STRING else "numeric")
             self.joined.add(alias)
         column = col(alias, f.column)
+        if f.float4:
+            return cast(cast(column, "float8"), "numeric")
         return cast(column, "numeric") if f.float8 else column
 
     def json_value(self, node: JsonRef, kind: Kind) -> exp.Expr:

@@ -34,8 +34,8 @@ class FieldDef:
     `alias` is the table alias in the statement (a: assets, s: shapes, l: labels, and the tables
     fields.JOINS joins only when a field reads them: pa/ps projection points of the latest
     asset/shape run, ua/us, ma/ms, da/ds the latest curation results); `float8` marks floating-point
-    columns (double precision; real for the curation scores), which are compared and computed as
-    numeric, as PostgreSQL converts them (15 significant digits, 6 for real).
+    columns (double precision; real for the curation scores, also marked `float4`), which are
+    compared and computed as numeric, as PostgreSQL converts a double (15 significant digits).
     """
 
     name: str
@@ -45,6 +45,9 @@ class FieldDef:
     column: str
     float8: bool = False
     doc: str = ""
+    # A real (float4) column: read through float8 so that it compares with all its digits, as the
+    # curation commands compare it (real -> numeric keeps only 6 significant digits).
+    float4: bool = False
 
 
 class FieldRef(exp.Expression):
