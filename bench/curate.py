@@ -4,6 +4,13 @@ time, memory and trustworthiness at scale (bench/synthetic.py's clustered 512-d 
     python bench/curate.py digits [--home DIR] [--seeds 3]
     python bench/curate.py scale --n 100000 [--home DIR] [--reuse]
     python bench/curate.py scale --n 1000000 --home /tmp/m1m
+    python bench/curate.py duplicates|outliers|mislabels|subset [--n 100000]   # Curation II tasks
+
+The Curation II tasks live in bench/tasks_dupes_outliers.py (duplicates, outliers),
+bench/tasks_mislabels.py and bench/tasks_curate.py (subset: `pgsearch curate`); each runs on the
+digits of bench/digits.py with its planted problems (flipped labels, near-duplicates, noise
+images) and, with --n, at N synthetic items; this script runs them and prints their results as a
+table with the machine.
 
 Every `pgsearch` step runs as its own fresh process (what a user waits for), timed from start to
 exit, with the peak resident memory of that process (os.wait4's ru_maxrss).
@@ -291,6 +298,48 @@ def bench_scale(args: argparse.Namespace) -> dict[str, Any]:
     return {"home": str(home), "steps": steps, "map": summary, "trustworthiness_5000": tw}
 
 
+def bench_task(args: argparse.Namespace) -> dict[str, Any]:
+    """One Curation II task module's benchmark (see the module docstring)."""
+    if args.bench in ("duplicates", "outliers"):
+        import tasks_dupes_outliers as dupes
+
+        run = dupes.bench_duplicates if args.bench == "duplicates" else dupes.bench_outliers
+        return run(home=args.home, n=args.n)
+    if args.bench == "mislabels":
+        import tasks_mislabels as mislabels
+
+        rows = mislabels.run_digits(home=args.home)
+        print(mislabels.digits_table(rows))
+        result: dict[str, Any] = {"digits": rows}
+        if args.n:
+            result["synthetic"] = mislabels.run_synthetic(home=args.home, n=args.n)
+        return result
+    import tasks_curate as subset
+
+    return subset.bench_curate(home=args.home, n=args.n)
+
+
+def print_flat(result: Any, prefix: str = "") -> None:
+    """A nested result as a two-column Markdown table (dotted keys)."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value):
+                walk(v, f"{key}[{i}]")
+        else:
+            text = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
+            rows.append((key, text))
+
+    walk(result, prefix)
+    print("| measure | value |\n|---|---|")
+    for key, text in rows:
+        print(f"| {key} | {text} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -306,10 +355,18 @@ def main() -> None:
     scale.add_argument("--dataset", default="synthetic")
     scale.add_argument("--reuse", action="store_true", help="keep a dataset of that size already in --home")
     scale.add_argument("map_args", nargs="*", help="extra arguments for pgsearch map (after --)")
+    for task in ("duplicates", "outliers", "mislabels", "subset"):
+        tool = sub.add_parser(task, help=f"Curation II: {task} on the digits (and --n synthetic items)")
+        tool.add_argument("--home", type=Path, help="PGSEARCH_HOME to use (default: a new temp dir)")
+        tool.add_argument("--n", type=int, default=0, help="also time the command at N synthetic items")
     args = parser.parse_args()
     info = machine()
     print_machine(info)
-    result = bench_digits(args) if args.bench == "digits" else bench_scale(args)
+    if args.bench in ("duplicates", "outliers", "mislabels", "subset"):
+        result = bench_task(args)
+        print_flat(result)
+    else:
+        result = bench_digits(args) if args.bench == "digits" else bench_scale(args)
     if os.environ.get("BENCH_JSON"):
         Path(os.environ["BENCH_JSON"]).write_text(
             json.dumps({"machine": info, **result}, indent=2, default=str)
