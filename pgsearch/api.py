@@ -385,10 +385,52 @@ class Client:
         """Removes the assets from `group`; returns how many were in it."""
         return self._edit_group(dataset, asset_ids, group, add=False)
 
+    def edit_group(
+        self,
+        dataset: str,
+        group: str,
+        *,
+        add: Sequence[int] = (),
+        remove: Sequence[int] = (),
+        commit: bool = True,
+    ) -> tuple[int, int]:
+        """Takes the assets `remove` out of `group`, then puts the assets `add` in (an asset in
+        both ends up in the group); returns (added: how many were not in it yet, removed: how
+        many were in it).
+
+        commit=True: both changes in one transaction, committed (rolled back when one fails).
+        commit=False: nothing is committed or rolled back; the changes stay in the connection's
+        open transaction, for the caller to commit together with its own writes, e.g.
+
+            with conn.transaction():
+                client.edit_group("pets", "batch", add=new, remove=old, commit=False)
+                conn.execute("INSERT ...")  # the group changes only if this succeeds too
+        """
+        _check_group_name(group)
+        if commit:
+            dataset_id = self.catalog(dataset).dataset_id
+            with self._transaction():
+                removed = self._group_update(dataset_id, remove, group, add=False)
+                added = self._group_update(dataset_id, add, group, add=True)
+            return added, removed
+        if not isinstance(dataset, str) or not dataset.strip():
+            raise SearchError(f"dataset= must be a dataset name (a non-empty string), not {dataset!r}")
+        dataset_id = load_catalog(self.conn, dataset, keys=False).dataset_id  # read, not committed
+        removed = self._group_update(dataset_id, remove, group, add=False)
+        added = self._group_update(dataset_id, add, group, add=True)
+        return added, removed
+
     def _edit_group(self, dataset: str, asset_ids: Sequence[int], group: str, *, add: bool) -> int:
-        if not group or not group.strip():
-            raise SearchError("a group name must not be empty")
+        _check_group_name(group)
         catalog = self.catalog(dataset)
+        with self._transaction():
+            return self._group_update(catalog.dataset_id, asset_ids, group, add=add)
+
+    def _group_update(self, dataset_id: int, asset_ids: Sequence[int], group: str, *, add: bool) -> int:
+        """The one UPDATE of a group edit, in the current transaction; rows changed."""
+        ids = list(asset_ids)
+        if not ids:
+            return 0
         if add:
             statement = (
                 "UPDATE pgsearch.assets SET groups = array_append(groups, %(g)s)"
@@ -399,8 +441,7 @@ class Client:
                 "UPDATE pgsearch.assets SET groups = array_remove(groups, %(g)s)"
                 " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND %(g)s = ANY(groups)"
             )
-        with self._transaction():
-            cur = self.conn.execute(statement, {"g": group, "d": catalog.dataset_id, "ids": list(asset_ids)})
+        cur = self.conn.execute(statement, {"g": group, "d": dataset_id, "ids": ids})
         return cur.rowcount
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -428,6 +469,11 @@ def connect(dsn: str | None = None) -> Client:
 def _is_int(value: object) -> bool:
     """A whole number, numpy's included, but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_group_name(group: object) -> None:
+    if not isinstance(group, str) or not group.strip():
+        raise SearchError("a group name must not be empty")
 
 
 def _check_optional_str(name: str, value: object) -> None:

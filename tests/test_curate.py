@@ -8,11 +8,13 @@ renders in headless Chromium and its numbers agree with a computation here."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +31,8 @@ from psycopg import sql
 
 from pgsearch import db as database
 from pgsearch.cli import cli
-from pgsearch.curate.subset import quotas, random_subset
+from pgsearch.curate.spaces import CurationError
+from pgsearch.curate.subset import CurateRequest, map_clusters, quotas, random_subset, run_curate
 
 DATASET = "curate"
 DENSE = ("dense0", "dense1", "dense2")
@@ -260,6 +263,19 @@ def test_map_clusters_are_used_when_they_cover_the_candidates(loaded: dict[str, 
     try:
         summary = curate(loaded, "--size", "8", "--into-group", "from-map")
         assert summary["clustering"].startswith(f"map run {run_id}: 4 clusters")
+        # Candidates that are all junk: a clear error, or each a cluster of one with
+        # --include-outliers (no cluster of the map left to balance over).
+        result = run(
+            loaded, "curate", "-d", DATASET, "-q", "-n", "2", "-g", "junk-only", "-w", '"noise" in labels'
+        )
+        assert result.exit_code == 1 and not isinstance(result.exception, IndexError), result.exception
+        assert "no eligible candidates: of 5 candidates matching --where, 5 are junk" in result.output
+        assert "--include-outliers" in result.output and members(loaded, "junk-only") == []
+        isolated = curate(
+            loaded, "-n", "3", "-g", "junk-only", "-w", '"noise" in labels', "--include-outliers"
+        )
+        assert [loaded["kind"][n] for n in members(loaded, "junk-only")] == ["noise"] * 3
+        assert isolated["clusters"] == 5 and isolated["covered"] == 3
         assert summary["clusters"] == 4 and summary["covered"] == 4
         kinds = Counter(loaded["kind"][n] for n in members(loaded, "from-map"))
         expected = quotas(np.array([41, 41, 41, 5]), 8)  # the clusters' sizes, copies included
@@ -285,6 +301,166 @@ def test_stored_duplicate_groups_are_used(loaded: dict[str, Any]) -> None:
     summary = curate(loaded, "--size", "12", "--into-group", "after-duplicates")
     assert summary["duplicates_source"].startswith("stored groups of duplicates run")
     check_subset(loaded, members(loaded, "after-duplicates"))
+
+
+def _load_more(loaded: dict[str, Any], root: Path, dataset: str) -> None:
+    """Loads another dataset into the module's database."""
+    from pgsearch.loader.pipeline import LoadOptions, load_folder
+
+    with database.connect(loaded["dsn"]) as conn:
+        load_folder(
+            conn, LoadOptions(root=str(root), dataset=dataset, format="folders", model="pixels", workers=0)
+        )
+
+
+def test_many_identical_copies_give_one_pick(loaded: dict[str, Any], tmp_path: Path) -> None:
+    """40 byte-identical copies of one file: more than a neighbour list (k 15) holds, so copies
+    are not all graph neighbours of each other; with no `pgsearch duplicates` run, curate finds
+    the duplicate groups itself (identical files included) and picks one copy at most."""
+    root = tmp_path / "copies"
+    truth = write_dataset(root)
+    for i in range(40):
+        shutil.copyfile(root / "dense1/dense1_05.png", root / f"dense1/same_{i:02d}.png")
+    _load_more(loaded, root, "copies")
+    files = sorted(str(f.relative_to(root)) for f in root.rglob("*.png"))
+    eligible = len(files) - 5 - len(truth["pairs"]) - 40  # no noise, one of each copy pair, one of 41
+    result = run(loaded, "curate", "-d", "copies", "-q", "-f", "json", "-n", str(eligible), "-g", "all")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    with psycopg.connect(loaded["dsn"]) as conn:
+        hashes = [r[0] for r in conn.execute(
+            "SELECT a.content_hash FROM pgsearch.assets a JOIN pgsearch.datasets d ON d.id = a.dataset_id"
+            " WHERE d.name = 'copies' AND 'all' = ANY(a.groups)"
+        ).fetchall()]  # fmt: skip
+    assert len(hashes) == eligible and len(set(hashes)) == eligible  # never two identical files
+    digest = hashlib.sha256((root / "dense1/dense1_05.png").read_bytes()).hexdigest()
+    assert sum(1 for h in hashes if digest in h) == 1
+    assert summary["duplicates_source"].startswith("duplicate groups found now: identical files")
+    assert summary["duplicates_skipped"] == 40 + len(truth["pairs"])
+    result = run(loaded, "curate", "-d", "copies", "-q", "-n", str(eligible + 1), "-g", "one-more")
+    assert result.exit_code == 1 and f"the {eligible:,} eligible" in result.output, result.output
+
+
+def test_a_dataset_of_twelve(loaded: dict[str, Any], tmp_path: Path) -> None:
+    """Fewer items than a neighbour list of 15 needs: the graph takes k = n - 1."""
+    root = tmp_path / "twelve"
+    for i in range(12):
+        (root / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
+        pattern(48, 48, 500 + i).save(root / f"c{i % 3}/p{i:02d}.png")
+    _load_more(loaded, root, "twelve")
+    result = run(loaded, "curate", "-d", "twelve", "-q", "-f", "json", "-n", "5", "-g", "five")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["chosen"] == 5
+    with psycopg.connect(loaded["dsn"]) as conn:
+        (k,) = _one(
+            conn,
+            "SELECT g.k FROM pgsearch.neighbor_graphs g JOIN pgsearch.embedding_spaces s ON s.id = g.space_id"
+            " JOIN pgsearch.datasets d ON d.id = s.dataset_id WHERE d.name = 'twelve'",
+            (),
+        )
+    assert k == 11
+
+
+def _runs(loaded: dict[str, Any]) -> int:
+    with psycopg.connect(loaded["dsn"]) as conn:
+        return int(_one(conn, "SELECT count(*) FROM pgsearch.curation_runs WHERE tool = 'curate'", ())[0])
+
+
+def test_replace_is_one_transaction(loaded: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--replace empties the group, fills it and records the run in one transaction: a run that
+    fails (or is interrupted) at the last step leaves the group as it was."""
+    import pgsearch.curate.subset as subset
+
+    curate(loaded, "--size", "6", "--into-group", "atomic")
+    before = members(loaded, "atomic")
+    runs = _runs(loaded)
+
+    def fail(*args: Any, **kwargs: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subset, "record_run", fail)
+    with database.connect(loaded["dsn"]) as conn, pytest.raises(KeyboardInterrupt):
+        run_curate(conn, CurateRequest(dataset=DATASET, size=9, group="atomic", replace=True, seed=2))
+    assert members(loaded, "atomic") == before and _runs(loaded) == runs
+    monkeypatch.undo()
+    summary = curate(loaded, "--size", "9", "--into-group", "atomic", "--replace", "--seed", "2")
+    assert summary["removed_from_group"] == 6 and summary["added_to_group"] == 9
+    assert len(members(loaded, "atomic")) == 9 and _runs(loaded) == runs + 1
+
+
+def test_api_group_edit_without_commit(loaded: dict[str, Any]) -> None:
+    from pgsearch.api import Client
+
+    with database.connect(loaded["dsn"]) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT a.id FROM pgsearch.assets a JOIN pgsearch.datasets d ON d.id = a.dataset_id"
+            " WHERE d.name = %s ORDER BY a.id LIMIT 4", (DATASET,)
+        ).fetchall()]  # fmt: skip
+        conn.commit()
+        client = Client(conn)
+        assert client.edit_group(DATASET, "edit", add=ids[:3]) == (3, 0)
+        with pytest.raises(RuntimeError), conn.transaction():
+            assert client.edit_group(DATASET, "edit", add=ids[3:], remove=ids[:3], commit=False) == (1, 3)
+            raise RuntimeError("the caller's own write failed")
+        assert len(members(loaded, "edit")) == 3  # rolled back with the caller's transaction
+        with conn.transaction():
+            assert client.edit_group(DATASET, "edit", add=ids[3:], remove=ids[:2], commit=False) == (1, 2)
+        assert len(members(loaded, "edit")) == 2
+        assert client.remove_from_group(DATASET, ids, "edit") == 2
+
+
+def test_bad_options_are_clear_errors(loaded: dict[str, Any], tmp_path: Path) -> None:
+    from pgsearch.commands import curate as command
+    from pgsearch.curate import subset
+
+    assert (command.MAX_SEED, command.MAX_CLUSTERS) == (subset.MAX_SEED, subset.MAX_CLUSTERS)
+    base = ("curate", "-d", DATASET, "-q", "-n", "5", "-g", "bad")
+    for args, message in (
+        (("--seed", "-1"), "--seed"),
+        (("--seed", "99999999999", "--clusters", "5"), "--seed"),
+        (("--clusters", "0"), "--clusters"),
+        (("--clusters", "5001"), "--clusters"),
+        (("--limit", "5"), "has no --limit: the number of assets to pick is --size (-n)"),
+    ):
+        result = run(loaded, *base, *args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    with database.connect(loaded["dsn"]) as conn:
+        for request in (
+            CurateRequest(dataset=DATASET, size=5, group="bad", seed=-1),
+            CurateRequest(dataset=DATASET, size=5, group="bad", seed=2**32),
+            CurateRequest(dataset=DATASET, size=5, group="bad", clusters=0),
+        ):
+            with pytest.raises(CurationError):
+                run_curate(conn, request)
+    # The largest seed works.
+    curate(loaded, "-n", "5", "-g", "big-seed", "--seed", str(2**32 - 1), "--clusters", "5")
+    result = run(loaded, *base, "--where", "width > 100000")
+    assert result.exit_code == 1 and f"--where matches no asset of dataset {DATASET!r}" in result.output
+    assert "--size 0" not in result.output
+    assert members(loaded, "bad") == []
+
+
+def test_report_needs_matplotlib_before_anything_changes(
+    loaded: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = _runs(loaded)
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails
+    report = tmp_path / "r.html"
+    result = run(loaded, "curate", "-d", DATASET, "-q", "-n", "5", "-g", "no-mpl", "--report", str(report))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "--report needs matplotlib: python3 -m pip install 'pgsearch[curate]'" in result.output
+    monkeypatch.undo()
+    result = run(loaded, "curate", "-d", DATASET, "-q", "-n", "5", "-g", "no-mpl", "--report", str(tmp_path))
+    assert result.exit_code == 1 and "cannot write" in result.output, result.output
+    assert not report.exists() and members(loaded, "no-mpl") == [] and _runs(loaded) == runs
+
+
+def test_map_clusters_of_no_rows() -> None:
+    labels, ids, joined = map_clusters(
+        np.zeros((3, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    )
+    assert len(labels) == 0 and len(ids) == 0 and joined == 0
 
 
 def test_quotas_favour_small_clusters() -> None:
@@ -346,7 +522,7 @@ def test_report_numbers_and_chromium(loaded: dict[str, Any], tmp_path: Path) -> 
         curated_labels = _label_counts(conn, group)
         random_labels = _label_counts(conn, baseline)
         all_labels = _label_counts(conn, candidates)
-        filename = dict(
+        filename: dict[int, str] = dict(
             conn.execute(
                 "SELECT id, filename FROM pgsearch.assets WHERE dataset_id = %s", (dataset_id,)
             ).fetchall()

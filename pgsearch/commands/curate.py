@@ -12,11 +12,23 @@ import click
 from pgsearch.commands.duplicates import Stages, say_to_stderr
 from pgsearch.options import dataset_option, dsn_option, output_format_option
 
+# Repeated from pgsearch.curate.subset (MAX_SEED, MAX_CLUSTERS) so that --help does not import
+# numpy (tests/test_curate.py checks that they agree).
+MAX_SEED = 2**32 - 1
+MAX_CLUSTERS = 5_000
+
 
 def _not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not value.strip():
         raise click.BadParameter("must not be empty", ctx=ctx, param=param)
     return value
+
+
+def _no_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise click.UsageError(
+            "pgsearch curate has no --limit: the number of assets to pick is --size (-n)", ctx=ctx
+        )
 
 
 def summary_text(summary: dict[str, Any], report: str | None) -> str:
@@ -53,8 +65,14 @@ def summary_text(summary: dict[str, Any], report: str | None) -> str:
 @click.command()
 @dataset_option()
 @click.option(
-    "--size", "-n", "size", type=click.IntRange(1, None), required=True, help="How many assets to pick."
+    "--size",
+    "-n",
+    "size",
+    type=click.IntRange(1, None),
+    required=True,
+    help="How many assets to pick (the subset's size).",
 )
+@click.option("--limit", hidden=True, expose_value=False, is_eager=True, callback=_no_limit)
 @click.option(
     "--into-group",
     "-g",
@@ -78,7 +96,11 @@ def summary_text(summary: dict[str, Any], report: str | None) -> str:
 )
 @click.option("--model", metavar="SPEC", help="Embedding model, when the dataset has several.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of k-means and of the random subset."
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help=f"Seed of k-means and of the random subset (0 to {MAX_SEED}).",
 )
 @click.option(
     "--include-outliers",
@@ -88,10 +110,10 @@ def summary_text(summary: dict[str, Any], report: str | None) -> str:
 )
 @click.option(
     "--clusters",
-    type=click.IntRange(1, None),
+    type=click.IntRange(1, MAX_CLUSTERS),
     metavar="K",
-    help="Balance over K k-means clusters of the vectors (default: the latest map's clusters when it "
-    "covers every candidate, else K = sqrt(candidates), at most --size).",
+    help="Balance over K k-means clusters of the vectors, 1 to 5,000 (default: the latest map's "
+    "clusters when it covers every candidate, else K = sqrt(candidates), at most --size).",
 )
 @click.option("--replace", is_flag=True, help="Empty the group first when it already holds assets.")
 @output_format_option("table", "json", help="Format of the summary on stdout.")
@@ -119,14 +141,15 @@ def curate(
     more; beyond one each, picks follow the square root of cluster size, so small (sparse)
     clusters, where rare cases are, get more than their share. Within the quotas, picks are the
     assets that best represent their neighbourhood (facility location on the neighbour graph).
-    Never two of one near-duplicate group (the stored `pgsearch duplicates` groups when current,
-    else graph pairs under the duplicates threshold). Isolated assets, with no neighbour near
-    (noise, broken files), are left out unless --include-outliers; small groups of mutually close
-    assets are rare cases, not junk, and are favoured.
+    Never two of one duplicate group (the stored `pgsearch duplicates` groups when current, else
+    the groups it would find: identical files and graph pairs under its threshold). Isolated
+    assets, with no neighbour near (noise, broken files), are left out unless --include-outliers;
+    small groups of mutually close assets are rare cases, not junk, and are favoured.
 
-    The group is written through the same group edit as `pgsearch query --add-to-group`; the run
-    is recorded in pgsearch.curation_runs (tool 'curate'). --report writes a self-contained HTML
-    page comparing the subset with a random subset of the same size from the same candidates.
+    The group is written through the same group edit as `pgsearch query --add-to-group`, in one
+    transaction with the run's record in pgsearch.curation_runs (tool 'curate'): an interrupted
+    run leaves the group as it was. --report writes a self-contained HTML page comparing the
+    subset with a random subset of the same size from the same candidates.
 
     Examples:
 
@@ -139,10 +162,13 @@ def curate(
     from pgsearch.db import open_database
 
     if report is not None:
+        # Both before anything is computed or changed: the group is written before the report.
+        from pgsearch.curate.report import check_dependencies
         from pgsearch.output import check_writable
 
         if not report.strip():
             raise click.BadParameter("must not be empty", param_hint="--report")
+        check_dependencies()
         check_writable(Path(report))
     stages = Stages(not quiet)
     say = say_to_stderr(quiet, stages)

@@ -139,6 +139,20 @@ def report_data(conn: Any, result: CurateResult) -> dict[str, Any]:
 
 # -- charts ----------------------------------------------------------------------------------------
 
+MISSING_MATPLOTLIB = "--report needs matplotlib: python3 -m pip install 'pgsearch[curate]'"
+
+
+def check_dependencies() -> None:
+    """CurationError when the report could not be drawn (matplotlib missing): `pgsearch curate`
+    calls it before it changes anything."""
+    from pgsearch.curate.spaces import CurationError
+
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
+        raise CurationError(MISSING_MATPLOTLIB) from None
+
 
 def _plain(text: str, limit: int = 24) -> str:
     """A label as matplotlib shows it literally: `$` would start mathtext."""

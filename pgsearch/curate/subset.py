@@ -16,8 +16,10 @@ group, isolated junk left out.
     picks:       greedy facility location on the neighbour graph under the quotas: each pick
                  is the item that brings the most candidates closer to a picked item than they
                  are to their k-th neighbour (representative and spread at once); after a pick,
-                 its near-duplicates (its duplicate group, and graph neighbours under the
-                 duplicates threshold) are no longer eligible
+                 its duplicates are no longer eligible: its whole duplicate group (the stored
+                 groups of a current `pgsearch duplicates` run, else the groups that run would
+                 store, found now: identical files and graph edges under the threshold,
+                 duplicates.find_duplicates), and its graph neighbours under the threshold
 
 Edge cases against broken images. A rare case that is real comes in a few mutually close items
 (a small cluster): each has a near neighbour, so its isolation is small, while its distance to
@@ -67,7 +69,9 @@ KMEANS_INIT_PER_CLUSTER = 8
 KMEANS_SAMPLE_MIN = 20_000
 KMEANS_SAMPLE_MAX = 200_000
 PCA_DIMS = 64
-MAX_CLUSTERS = 5_000
+MAX_CLUSTERS = 5_000  # the default K's cap, and --clusters' upper bound
+# --seed: what numpy's and scikit-learn's generators both take.
+MAX_SEED = 2**32 - 1
 ASSIGN_BLOCK = 16_384
 
 
@@ -234,7 +238,7 @@ def map_clusters(
     the cluster whose centroid (mean of its members' vectors) is nearest."""
     ids, labels = np.unique(np.where(cluster_of_item >= 0, cluster_of_item, -1), return_inverse=True)
     labels = labels.astype(np.int64)
-    if ids[0] == -1:
+    if len(ids) and ids[0] == -1:
         labels -= 1
         ids = ids[1:]
     noise = labels < 0
@@ -427,6 +431,31 @@ def facility_location(
 # -- the whole selection ---------------------------------------------------------------------------
 
 
+def _too_few(size: int, eligible: int, candidates: int, junk: int, twins: int, where: bool) -> str:
+    """The error when fewer than `size` candidates are eligible: how many were left out, why."""
+    parts = []
+    if junk:
+        parts.append(
+            f"{junk:,} {'is' if junk == 1 else 'are'} junk (isolated: no near neighbour; "
+            "--include-outliers keeps them)"
+        )
+    if twins:
+        parts.append(
+            f"{twins:,} {'is a near-duplicate' if twins == 1 else 'are near-duplicates'} of others "
+            "(one per duplicate group is eligible)"
+        )
+    matching = " matching --where" if where else ""
+    why = f"of {candidates:,} candidate{'s' if candidates != 1 else ''}{matching}, "
+    why += " and ".join(parts) if parts else "none is left out"
+    if eligible == 0:
+        hints = (["give --include-outliers"] if junk else []) + (["widen --where"] if where else [])
+        return f"no eligible candidates: {why}" + (f"; {' or '.join(hints)}" if hints else "")
+    return (
+        f"--size {size:,} is more than the {eligible:,} eligible candidate{'s' if eligible != 1 else ''}: "
+        f"{why}; choose --size {eligible:,} or less"
+    )
+
+
 def select(
     *,
     ids: np.ndarray,
@@ -478,6 +507,8 @@ def select(
 
     eligible_rows = cand_rows if include_outliers else cand_rows[~junk]
     m = len(eligible_rows)
+    if m < size:  # only without --include-outliers: junk left out leaves too few
+        raise CurationError(_too_few(size, m, n_cand, int(junk.sum()), 0, n_cand < n))
 
     # Clusters over the eligible candidates (isolated ones, when included, each on their own).
     t0 = time.monotonic()
@@ -552,13 +583,7 @@ def select(
     timings["picks_s"] = time.monotonic() - t0
     if len(picks) < size:
         left_out = 0 if include_outliers else int(junk.sum())
-        twins = m - len(picks)
-        raise CurationError(
-            f"--size {size:,} is more than the {len(picks):,} eligible candidates: of {n_cand:,} "
-            f"candidates, {left_out:,} {'is' if left_out == 1 else 'are'} junk (isolated; "
-            f"--include-outliers keeps them) and {twins:,} {'is a near-duplicate' if twins == 1 else 'are near-duplicates'}"
-            f" of others (one per duplicate group is eligible); choose --size {len(picks):,} or less"
-        )
+        raise CurationError(_too_few(size, len(picks), n_cand, left_out, m - len(picks), n_cand < n))
     picked_ids = ids[eligible_rows[picks]]
     candidates = ids[cand_rows]
     clustering = Clustering(
@@ -715,7 +740,7 @@ def run_curate(
     """Selects the subset, writes the group (through the API's group edit) and records the run in
     pgsearch.curation_runs (tool 'curate'). say(text): notes for the user; progress: a stage
     factory as the graph functions take it."""
-    from psycopg.types.json import Jsonb
+    from psycopg import sql as pgsql
 
     from pgsearch.api import Client
     from pgsearch.curate import duplicates as dup
@@ -732,25 +757,37 @@ def run_curate(
 
     started = time.monotonic()
     notes: list[str] = []
-    if request.size < 1:
-        raise CurationError(f"--size must be at least 1, not {request.size}")
-    if request.clusters is not None and request.clusters < 1:
-        raise CurationError(f"--clusters must be at least 1, not {request.clusters}")
+    check_request(request)
     space = resolve_space(conn, request.dataset, "asset", request.model)
-    existing = check_group(conn, space.dataset_id, request.group, request.replace)
+    check_group(conn, space.dataset_id, request.group, request.replace)
     wanted = where_ids(conn, request.dataset, request.where) if request.where is not None else None
+    if wanted is not None and not len(wanted):
+        raise CurationError(f"--where matches no asset of dataset {request.dataset!r}")
     if wanted is not None and len(wanted) < request.size:
         raise CurationError(
             f"--size {request.size:,} is more than the {len(wanted):,} asset{'s' if len(wanted) != 1 else ''} "
             f"matching --where; choose --size {len(wanted):,} or less"
         )
+    counted = conn.execute(
+        pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier("pgsearch", space.table_name))
+    ).fetchone()
+    embedded = int(counted[0]) if counted else 0
+    if embedded < 2:
+        raise CurationError(
+            f"dataset {request.dataset!r} has {embedded} asset{'' if embedded == 1 else 's'} embedded with "
+            f"{space.model}; curate needs at least 2 (`pgsearch status --dataset {request.dataset}` shows "
+            "what is pending, `pgsearch embed` computes it)"
+        )
+    # The graph's k: SELECTION_K, or every other item on a smaller space (as pgsearch duplicates).
+    k = min(SELECTION_K, embedded - 1)
     found = conn.execute("SELECT 1 FROM pgsearch.neighbor_graphs WHERE space_id = %s", (space.id,)).fetchone()
     if found is None and say is not None:
         say(
-            f"no neighbour graph yet for the assets of model {space.model}: building it (`pgsearch neighbors` does the same)"
+            f"no neighbour graph yet for the assets of model {space.model}: building it (k {k}; "
+            "`pgsearch neighbors` does the same)"
         )
     t0 = time.monotonic()
-    graph = graphs.ensure_graph(conn, space, SELECTION_K, progress=progress)
+    graph = graphs.ensure_graph(conn, space, k, progress=progress)
     conn.commit()
     graph_s = time.monotonic() - t0
     t0 = time.monotonic()
@@ -782,6 +819,11 @@ def run_curate(
                 f"{int((~hit).sum()):,} assets matching --where have no {space.model} vector yet; they are not candidates"
             )
     n_cand = int(candidate.sum())
+    if n_cand == 0 and wanted is not None:
+        raise CurationError(
+            f"none of the {len(wanted):,} assets matching --where has a {space.model} vector yet "
+            f"(`pgsearch embed --dataset {request.dataset}` computes them)"
+        )
     if n_cand < request.size:
         raise CurationError(
             f"--size {request.size:,} is more than the {n_cand:,} candidate asset{'s' if n_cand != 1 else ''} "
@@ -789,21 +831,26 @@ def run_curate(
             f"choose --size {n_cand:,} or less"
         )
 
-    # Near-duplicates: the stored groups of a current `pgsearch duplicates` run, else graph edges.
+    # Near-duplicates: the stored groups of a current `pgsearch duplicates` run, else the groups
+    # it would store, found now (graph edges under the threshold and identical files, whole: a
+    # pick blocks its group even where its members are not in each other's neighbour lists).
     run = latest_run(conn, space, "duplicates")
-    group_of: np.ndarray | None = None
     if run is not None and not run.changed_since:
         threshold = float(run.params.get("threshold", dup.threshold_for(space.model)[0]))
         groups = dup.stored_groups(conn, space)
-        at, hit = _aligned(ids, groups.item_ids)
-        group_of = np.full(len(ids), -1, dtype=np.int64)
-        group_of[at] = groups.group[hit]
         duplicates_source = f"stored groups of duplicates run {run.run_id} (threshold {threshold:g})"
     else:
         threshold = dup.threshold_for(space.model)[0]
-        duplicates_source = f"neighbour graph edges under {threshold:g}"
+        groups = dup.find_duplicates(conn, space, graph, threshold)
+        duplicates_source = (
+            f"duplicate groups found now: identical files and neighbour graph edges under {threshold:g}"
+        )
         if run is not None:
             duplicates_source += f" (duplicates run {run.run_id} is stale)"
+    at, hit = _aligned(ids, groups.item_ids)
+    group_of = np.full(len(ids), -1, dtype=np.int64)
+    group_of[at] = groups.group[hit]
+    del groups
 
     # Clusters: the latest map run when it has a point for every candidate.
     map_cluster: np.ndarray | None = None
@@ -850,20 +897,6 @@ def run_curate(
     if c.isolated.any():
         clustering += f", + {int(c.isolated.sum())} isolated items as clusters of one"
 
-    # The group, through the API's group edit; then the run.
-    t0 = time.monotonic()
-    client = Client(conn)
-    removed = 0
-    if existing:
-        members = conn.execute(
-            "SELECT id FROM pgsearch.assets WHERE dataset_id = %s AND %s = ANY(groups)",
-            (space.dataset_id, request.group),
-        ).fetchall()
-        conn.commit()
-        removed = client.remove_from_group(request.dataset, [r[0] for r in members], request.group)
-    added = client.add_to_group(request.dataset, selection.picked.tolist(), request.group)
-    group_s = time.monotonic() - t0
-    seconds = time.monotonic() - started
     params: dict[str, Any] = {
         "dataset": request.dataset,
         "size": request.size,
@@ -882,21 +915,69 @@ def run_curate(
         "selection_graph": selection.graph_kind,
         "quota_power": QUOTA_POWER,
     }
-    stats = dict(selection.stats)
-    stats["timings"] = dict(
-        stats.get("timings", {}),
-        neighbour_graph_s=round(graph_s, 3),
-        read_vectors_s=round(read_s, 3),
-        prepare_s=round(prepare_s, 3),
-        group_s=round(group_s, 3),
-    )
-    selection.stats = stats
+
+    # The group, through the API's group edit (--replace: its members out first), and the run's
+    # row in one transaction: a run interrupted or failing anywhere leaves the group as it was.
+    t0 = time.monotonic()
+    client = Client(conn)
+    conn.commit()  # idle: the block below is a transaction of its own, committed at its end
     with conn.transaction():
-        found = conn.execute(
-            "INSERT INTO pgsearch.curation_runs (dataset_id, space_id, target, tool, params, items, flagged, seconds)"
-            " VALUES (%s, %s, 'asset', 'curate', %s, %s, %s, %s) RETURNING id",
-            (space.dataset_id, space.id, Jsonb(params), n_cand, len(selection.picked), seconds),
-        ).fetchone()
+        check_group(conn, space.dataset_id, request.group, request.replace)  # again, under the edit
+        members = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM pgsearch.assets WHERE dataset_id = %s AND %s = ANY(groups)",
+                (space.dataset_id, request.group),
+            ).fetchall()
+        ]
+        added, removed = client.edit_group(
+            request.dataset, request.group, add=selection.picked.tolist(), remove=members, commit=False
+        )
+        group_s = time.monotonic() - t0
+        seconds = time.monotonic() - started
+        stats = dict(selection.stats)
+        stats["timings"] = dict(
+            stats.get("timings", {}),
+            neighbour_graph_s=round(graph_s, 3),
+            read_vectors_s=round(read_s, 3),
+            prepare_s=round(prepare_s, 3),
+            group_s=round(group_s, 3),
+        )
+        selection.stats = stats
+        run_id = record_run(conn, space, params, n_cand, len(selection.picked), seconds)
     conn.commit()
+    return CurateResult(selection, space, run_id, added, removed, params, notes, seconds)
+
+
+def record_run(
+    conn: Any, space: Any, params: dict[str, Any], items: int, flagged: int, seconds: float
+) -> int:
+    """Inserts the run's pgsearch.curation_runs row (tool 'curate') in the current transaction;
+    its id."""
+    from psycopg.types.json import Jsonb
+
+    found = conn.execute(
+        "INSERT INTO pgsearch.curation_runs (dataset_id, space_id, target, tool, params, items, flagged, seconds)"
+        " VALUES (%s, %s, 'asset', 'curate', %s, %s, %s, %s) RETURNING id",
+        (space.dataset_id, space.id, Jsonb(params), items, flagged, seconds),
+    ).fetchone()
     assert found is not None
-    return CurateResult(selection, space, int(found[0]), added, removed, params, notes, seconds)
+    return int(found[0])
+
+
+def check_request(request: CurateRequest) -> None:
+    """CurationError naming the parameter when one is out of range (the CLI checks them too)."""
+    if not _whole(request.size) or request.size < 1:
+        raise CurationError(f"--size must be a whole number of at least 1, not {request.size!r}")
+    if request.clusters is not None and (
+        not _whole(request.clusters) or not 1 <= request.clusters <= MAX_CLUSTERS
+    ):
+        raise CurationError(
+            f"--clusters must be a whole number from 1 to {MAX_CLUSTERS:,}, not {request.clusters!r}"
+        )
+    if not _whole(request.seed) or not 0 <= request.seed <= MAX_SEED:
+        raise CurationError(f"--seed must be a whole number from 0 to {MAX_SEED:,}, not {request.seed!r}")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
