@@ -22,6 +22,12 @@ COMMANDS: dict[str, str] = {
     "translate": "pgsearch.commands.translate:translate",
     "query": "pgsearch.commands.query:query",
     "demo": "pgsearch.commands.demo:demo",
+    "neighbors": "pgsearch.commands.neighbors:neighbors",
+    "map": "pgsearch.commands.map:map_command",
+    "duplicates": "pgsearch.commands.duplicates:duplicates",
+    "outliers": "pgsearch.commands.outliers:outliers",
+    "mislabels": "pgsearch.commands.mislabels:mislabels",
+    "curate": "pgsearch.commands.curate:curate",
 }
 
 
