@@ -259,7 +259,7 @@ def test_errors(conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.Mo
     fails("map", "-d", "blobs", "--min-dist", "2", says="--min-dist must be between 0 and 1")
     fails("map", "-d", "blobs", "--n-neighbors", "1", says="--n-neighbors must be between 2")
     fails("map", "-d", "blobs", "--model", "pixels", says="no asset embeddings of model 'pixels'")
-    fails("map", "-d", "blobs", "--shapes", says="no shape embeddings")
+    fails("map", "-d", "blobs", "--shapes", says="dataset 'blobs' has no shapes")
     fails("map", says="--dataset is required")
     fails("map", "-d", "blobs", "--list", "--drop", "1", says="do not go together")
     # An explicit eps is DBSCAN's radius on the map, kept as given.
@@ -273,6 +273,154 @@ def test_errors(conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.setitem(sys.modules, name, None)  # type: ignore[arg-type]
     monkeypatch.setitem(sys.modules, "umap", None)  # type: ignore[arg-type]
     fails("map", "-d", "blobs", "--recompute", says="python3 -m pip install 'pgsearch[curate]'")
+
+
+HOSTILE_LABELS = [
+    "$\\notacommand$",
+    "x$^{$y",
+    "tab\there",
+    "new\nline",
+    "cat \U0001f431",
+    "\u65e5\u672c",
+    "plain",
+]
+
+
+def test_png_of_hostile_labels(
+    conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels that are mathtext ($...$), hold control characters or glyphs the font lacks: the PNG
+    is drawn with them verbatim, on one line, and nothing is printed on stderr."""
+    import matplotlib.cbook
+
+    load_blobs(tmp_path)
+    conn.execute(
+        "UPDATE pgsearch.assets SET label_counts = jsonb_build_object((%s::text[])[1 + id %% %s], 1)",
+        (HOSTILE_LABELS, len(HOSTILE_LABELS)),
+    )
+    conn.commit()
+    drawn: list[str] = []
+    draw = projection._draw_png
+
+    def spying(plt: Any, fig: Any, ax: Any, *args: Any) -> None:
+        draw(plt, fig, ax, *args)
+        drawn.extend(t.get_text() for t in ax.get_legend().get_texts())
+        drawn.append(ax.get_title())
+
+    monkeypatch.setattr(projection, "_draw_png", spying)
+    png = tmp_path / "labels.png"
+    result = CliRunner().invoke(cli, ["map", "-d", "blobs", "--png", str(png), "--color-by", "label", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "Warning" not in result.output
+    assert "missing from" not in result.output and result.stderr == ""
+    assert png.stat().st_size > 1000
+    legend = drawn[:-1]
+    assert len(legend) == len(HOSTILE_LABELS)
+    assert not any(matplotlib.cbook.is_math_text(text) for text in drawn)
+    assert not any(c in text for text in drawn[:-1] for c in "\n\t")
+    assert "\\$\\notacommand\\$ (" in " ".join(legend)  # drawn as \$, which matplotlib shows as $
+    assert "new\\nline (" in " ".join(legend) and "tab\\there (" in " ".join(legend)
+    # The run was committed before the picture was drawn: it is there for a fresh connection.
+    with psycopg.connect(conn.info.dsn) as other:
+        assert other.execute("SELECT count(*) FROM pgsearch.projection_runs").fetchone() == (1,)
+
+
+def test_text_for_matplotlib_is_verbatim() -> None:
+    assert projection.plain_text("$\\notacommand$") == "\\$\\notacommand\\$"
+    assert projection.plain_text("a\nb\tc\x07") == "a\\nb\\tc\\x07"
+    assert projection._legend_label("x$y", "label", 1234) == "x\\$y (1,234)"
+    assert projection._legend_label(3, "cluster", 5) == "cluster 3 (5)"
+    long = projection._legend_label("$" * 60, "label", 1)
+    assert long.count("\\$") == 39 and long.endswith("… (1)")
+
+
+def test_the_run_is_kept_when_the_picture_fails(
+    conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_blobs(tmp_path)
+
+    def broken(*args: Any, **kwargs: Any) -> Path:
+        raise ValueError("the picture failed")
+
+    monkeypatch.setattr(projection, "write_png", broken)
+    result = CliRunner().invoke(cli, ["map", "-d", "blobs", "--png", str(tmp_path / "m.png"), "-q"])
+    assert isinstance(result.exception, ValueError)
+    with psycopg.connect(conn.info.dsn) as other:
+        assert other.execute("SELECT count(*) FROM pgsearch.projection_runs").fetchone() == (1,)
+
+    def full(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(projection, "write_png", full)
+    failed = fails("map", "-d", "blobs", "--png", str(tmp_path / "m.png"), says="No space left on device")
+    assert "map run 1 is stored" in failed.output and "reused" in failed.output
+    assert conn.execute("SELECT count(*) FROM pgsearch.projection_runs").fetchone() == (1,)
+
+
+def test_unwritable_pictures_fail_before_any_work(conn: psycopg.Connection, tmp_path: Path) -> None:
+    load_blobs(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for option in ("--html", "--png"):
+        failed = fails(
+            "map", "-d", "blobs", option, str(afile / "x.html"), says=f"cannot write {afile / 'x.html'}"
+        )
+        assert "Not a directory" in failed.output
+    fails("map", "-d", "blobs", "--html", str(tmp_path), says="is a directory")
+    fails("map", "-d", "blobs", "--png", "", says="must not be empty")
+    same = str(tmp_path / "both")
+    fails("map", "-d", "blobs", "--png", same, "--html", same, says="name the same file")
+    assert conn.execute("SELECT count(*) FROM pgsearch.projection_runs").fetchone() == (0,)
+    assert not (tmp_path / "both").exists()
+
+
+def test_clustering_warnings_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scikit-learn's warnings on degenerate maps (ConvergenceWarning and the like) would print
+    on stderr even with --quiet."""
+    import warnings
+
+    import sklearn.cluster
+    from sklearn.exceptions import ConvergenceWarning
+
+    fit = sklearn.cluster.DBSCAN.fit_predict
+
+    def warning_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn("did not converge", ConvergenceWarning, stacklevel=1)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.cluster.DBSCAN, "fit_predict", warning_fit)
+    xy = np.random.default_rng(0).normal(size=(50, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels, _ = projection.cluster_points(xy, projection.MapOptions())
+    assert len(labels) == 50 and not caught, [str(w.message) for w in caught]
+
+
+def test_shapes_of_a_dataset_without_embeddable_shapes(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """--shapes where there is nothing to embed says so instead of `pgsearch embed`, which would
+    embed nothing; where shapes wait to be embedded it still says `pgsearch embed`."""
+    root = tmp_path / "classes"
+    make_folder(root, 12, sizes=((16, 12),), formats=("PNG",), subfolders=("cat", "dog"))
+    run("load", str(root), "-d", "tags", "--format", "folders", "--model", "pixels", "--workers", "0", "-q")
+    for tool in ("map", "duplicates", "outliers", "neighbors"):
+        failed = fails(tool, "-d", "tags", "--shapes", says="whole-image tags (12: a classification dataset)")
+        assert "are not embedded" in failed.output and "leave out --shapes" in failed.output
+        assert "pgsearch embed" not in failed.output
+    images = tmp_path / "images"
+    folder = make_folder(images, 4, sizes=((96, 72),), formats=("PNG",))
+    coco, shapes = make_coco(folder, tmp_path / "instances.json", per_image=2, kinds=("bbox",))
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    run(
+        "load", str(images), "-d", "boxes", "--annotations", str(tmp_path / "instances.json"),
+        "--format", "coco", "--no-embed", "--workers", "0", "--quiet",
+    )  # fmt: skip
+    fails(
+        "map",
+        "-d",
+        "boxes",
+        "--shapes",
+        says=f"({len(shapes)} shapes to embed); run `pgsearch embed --dataset boxes`",
+    )
 
 
 def test_text_summary(conn: psycopg.Connection, tmp_path: Path) -> None:

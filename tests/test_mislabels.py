@@ -315,6 +315,36 @@ def test_scores_are_fields_of_the_query_language(classes: dict[str, tuple[str, s
     assert {r["filename"] for r in json.loads(result.stdout)} == wrong
 
 
+def test_a_reused_run_becomes_the_one_the_fields_read(classes: dict[str, tuple[str, str]], dsn: str) -> None:
+    """mislabels --model pixels, then another model, then pixels again (reused): the fields read
+    the pixels results again, the run recorded again as the latest."""
+    from test_outliers import add_model
+
+    add_model(dsn, "colours")
+    wrong = {name for name, (true, filed) in classes.items() if true != filed}
+
+    def queried() -> set[str]:
+        result = run("query", "mislabel_score >= 0.8", "-d", "colours", "-f", "json")
+        return {r["filename"] for r in json.loads(result.stdout)}
+
+    run("mislabels", "-d", "colours", "--model", "pixels", "--quiet")
+    assert queried() == wrong
+    run("mislabels", "-d", "colours", "--model", "shifted", "--quiet")
+    assert queried() != wrong  # another model's neighbours: other scores
+    again = run("mislabels", "-d", "colours", "--model", "pixels", "-f", "json")
+    assert "reused the stored results of run 1 (" in again.stderr
+    assert "recorded again as run 3, the latest, so that mislabel_score and suggested_label" in again.stderr
+    assert queried() == wrong
+    with psycopg.connect(dsn) as conn:
+        latest = conn.execute(
+            "SELECT run_id, model, params ->> 'recorded_from' FROM pgsearch.v_curation_runs WHERE is_latest"
+        ).fetchall()
+        listed = conn.execute("SELECT DISTINCT run_id FROM pgsearch.v_mislabels").fetchall()
+    assert latest == [(3, "pixels", "1")] and listed == [(3,)]
+    last = run("mislabels", "-d", "colours", "--model", "pixels")
+    assert "reused the stored results of run 3 (" in last.stderr and "recorded again" not in last.stderr
+
+
 # -- errors ----------------------------------------------------------------------------------------
 
 

@@ -183,3 +183,72 @@ def test_scores_by_hand() -> None:
     assert out.sparse_bound(np.repeat(np.arange(10), 100)) == 10
     assert out.sparse_bound(np.repeat(np.arange(1000), 1000)) == 100
     assert out.sparse_bound(np.array([-1, -1, 0, 0])) == 5
+
+
+def add_model(dsn: str, dataset: str, name: str = "shifted") -> int:
+    """A second asset space in `dataset` (model `name`): each asset gets the pixels vector of the
+    next asset by id, so that its scores differ from the pixels space's. Returns its space id."""
+    from pgsearch.loader.spaces import ensure_model, ensure_space
+
+    with psycopg.connect(dsn) as conn:
+        ds, dim, source = conn.execute(
+            "SELECT s.dataset_id, s.dim, s.id FROM pgsearch.embedding_spaces AS s"
+            " JOIN pgsearch.datasets AS d ON d.id = s.dataset_id WHERE d.name = %s AND s.target = 'asset'",
+            (dataset,),
+        ).fetchone()
+        space = ensure_space(conn, ds, ensure_model(conn, name, dim, False, {}), "asset")
+        conn.execute(
+            "INSERT INTO pgsearch.asset_embeddings (space_id, asset_id, embedding)"
+            " SELECT %(space)s, e.asset_id, coalesce(lead(e.embedding) OVER (ORDER BY e.asset_id),"
+            "        (SELECT f.embedding FROM pgsearch.asset_embeddings AS f WHERE f.space_id = %(source)s"
+            "          ORDER BY f.asset_id LIMIT 1))"
+            "   FROM pgsearch.asset_embeddings AS e WHERE e.space_id = %(source)s",
+            {"space": space.id, "source": source},
+        )
+        return space.id
+
+
+def test_a_reused_run_becomes_the_one_the_fields_read(loaded: dict[str, Any]) -> None:
+    """outliers --model A, then --model B, then --model A again (reused): `uniqueness` reads A's
+    results again, the run having been recorded again as the latest."""
+    dsn = loaded["dsn"]
+    pixels = _space(dsn)
+    shifted = add_model(dsn, "d")
+
+    def fields() -> dict[int, float]:
+        with psycopg.connect(dsn) as conn:
+            return dict(conn.execute("SELECT asset_id, uniqueness FROM pgsearch.v_assets").fetchall())
+
+    def stored(space: int) -> dict[int, float]:
+        with psycopg.connect(dsn) as conn:
+            return dict(
+                conn.execute(f"SELECT item_id, uniqueness FROM pgsearch.uniqueness_{space}").fetchall()
+            )
+
+    first = ok(run("outliers", "-d", "d", "--model", "pixels", "-f", "json"))
+    assert "computed (first run)" in first.stderr and fields() == stored(pixels)
+    ok(run("outliers", "-d", "d", "--model", "shifted", "-f", "json"))
+    assert fields() == stored(shifted) != stored(pixels)
+    again = ok(run("outliers", "-d", "d", "--model", "pixels", "-f", "json"))
+    assert "reused the stored results of run 1" in again.stderr
+    assert "recorded again as run 3, the latest, so that `uniqueness`" in again.stderr
+    assert fields() == stored(pixels)
+    with psycopg.connect(dsn) as conn:
+        runs = conn.execute(
+            "SELECT run_id, space_id, is_latest, params ->> 'recorded_from' FROM pgsearch.v_curation_runs ORDER BY run_id"
+        ).fetchall()
+        created = conn.execute("SELECT id, created_at FROM pgsearch.curation_runs ORDER BY id").fetchall()
+    assert runs == [(1, pixels, False, None), (2, shifted, False, None), (3, pixels, True, "1")]
+    assert created[2][1] == created[0][1]  # when its results were computed: staleness counts from there
+    # Reused again while it is the latest: nothing more is recorded.
+    last = ok(run("outliers", "-d", "d", "--model", "pixels", "-f", "json"))
+    assert "reused the stored results of run 3" in last.stderr and "recorded again" not in last.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pgsearch.curation_runs").fetchone() == (3,)
+    # The query language reads them too.
+    flagged = {
+        r["id"] for r in as_json(run("outliers", "-d", "d", "--model", "pixels", "-f", "json", "--flagged"))
+    }
+    assert flagged
+    query = json.loads(ok(run("query", "uniqueness >= 0.5", "-d", "d", "-f", "json", "-n", "1000")).stdout)
+    assert {r["id"] for r in query} == flagged

@@ -52,14 +52,22 @@ class _NoBar:
         pass
 
 
-def _output_path(value: str | None, suffix: str) -> Path | None:
+def _output_path(value: str | None, suffix: str, option: str) -> Path | None:
+    """The picture's path, checked writable before anything is computed."""
+    from pgsearch.output import check_writable
+
     if value is None:
         return None
+    if not value.strip():
+        raise click.BadParameter(f"must not be empty: give a file name ending in {suffix}", param_hint=option)
     path = Path(value)
     if path.is_dir():
-        raise click.BadParameter(f"{value} is a directory; give a file name ending in {suffix}")
+        raise click.BadParameter(
+            f"{value} is a directory; give a file name ending in {suffix}", param_hint=option
+        )
     if not path.parent.exists():
-        raise click.BadParameter(f"the folder {path.parent} does not exist")
+        raise click.BadParameter(f"the folder {path.parent} does not exist", param_hint=option)
+    check_writable(path)
     return path
 
 
@@ -180,8 +188,10 @@ def map_command(
         raise click.UsageError("--list and --drop do not go together")
     if dataset is None and not list_runs:
         raise click.UsageError("--dataset is required (except with --list)")
-    png_path = _output_path(png, ".png")
-    html_path = _output_path(html, ".html")
+    png_path = _output_path(png, ".png", "--png")
+    html_path = _output_path(html, ".html", "--html")
+    if png_path is not None and html_path is not None and png_path.resolve() == html_path.resolve():
+        raise click.UsageError("--png and --html name the same file; give each its own")
     if color_by != "cluster":
         projection.check_color_by(color_by)
     if list_runs:
@@ -225,17 +235,29 @@ def map_command(
                 recompute=recompute,
                 progress=None if quiet else stages,
             )
+            # The run is stored whatever happens to the pictures.
+            conn.commit()
+            latest = _latest_note(conn, run)
             written: dict[str, str] = {}
             if png_path is not None or html_path is not None:
                 stages("pictures")
                 points = projection.run_points(
                     conn, run, color_by=None if color_by == "cluster" else color_by
                 )
-                if png_path is not None:
-                    written["png"] = str(projection.write_png(points, png_path, run, color_by=color_by))
-                if html_path is not None:
-                    written["html"] = str(projection.write_html(points, html_path, run))
-            latest = _latest_note(conn, run)
+                conn.commit()
+                for kind, picture in (("png", png_path), ("html", html_path)):
+                    if picture is None:
+                        continue
+                    try:
+                        if kind == "png":
+                            written[kind] = str(projection.write_png(points, picture, run, color_by=color_by))
+                        else:
+                            written[kind] = str(projection.write_html(points, picture, run))
+                    except OSError as exc:
+                        raise click.ClickException(
+                            f"cannot write {picture}: {exc.strerror or exc}; map run {run.run_id} is stored: "
+                            "the same command again (without --recompute) draws it, the run reused"
+                        ) from None
     finally:
         stages.close()
     if output_format == "json":

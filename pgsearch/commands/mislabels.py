@@ -150,6 +150,11 @@ def _summary(dataset: str, run: Any) -> str:
         parts.append(f"{shown:,} shown (-n 0 shows all)")
     if run.action == "reused":
         tail = f"reused the stored results of {run.reason}: nothing changed since"
+        if run.recorded_from is not None:
+            tail += (
+                f"; recorded again as run {run.run_id}, the latest, so that mislabel_score and "
+                "suggested_label (query language, views) read these results, not another model's newer run"
+            )
     else:
         tail = f"recomputed ({run.reason}) in {run.seconds:.1f} s, run {run.run_id}"
     return "; ".join(parts) + "; " + tail

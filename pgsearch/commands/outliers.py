@@ -118,7 +118,7 @@ def outliers(
     """
     from pgsearch.curate import outliers as out
     from pgsearch.curate.duplicates import prepare_graph
-    from pgsearch.curate.results import latest_run, write_results
+    from pgsearch.curate.results import latest_run, record_again, write_results
     from pgsearch.curate.spaces import resolve_space
     from pgsearch.db import open_database
     from pgsearch.output import emit
@@ -144,6 +144,14 @@ def outliers(
         reuse, why = run_state(run, {k: v for k, v in params.items() if k != "threshold"}, recompute)
         if reuse:
             assert run is not None
+            # The fields read the latest run of the dataset's target: this one again, not
+            # another model's that ran since.
+            recorded = record_again(conn, space, "outliers", run.run_id)
+            if recorded != run.run_id:
+                why += (
+                    f"; recorded again as run {recorded}, the latest, so that `uniqueness` (query "
+                    f"language, v_assets) reads these results, not another model's newer run"
+                )
             bound = run.params.get("sparse_bound")
             flagged = out.stored_flagged(conn, space, threshold)
             shown = _shown(limit, flagged, flagged_only)

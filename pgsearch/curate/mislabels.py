@@ -402,6 +402,9 @@ class MislabelRun:
     seconds: float
     graph_k: int
     rows: list[Flagged]
+    # Reused results of an earlier run that another model's run had superseded: recorded again
+    # as run_id (the latest, which the fields read); this is the run that computed them.
+    recorded_from: int | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -411,6 +414,7 @@ class MislabelRun:
             "action": self.action,
             "reason": self.reason,
             "run_id": self.run_id,
+            "recorded_from": self.recorded_from,
             "scored": self.scored,
             "skipped_several_labels": self.several,
             "skipped_no_label": self.unlabelled,
@@ -566,7 +570,7 @@ def find_mislabels(
     all). neighbours: how many nearest differently-labelled neighbours to attach to each row
     printed. Commits."""
     from pgsearch.curate.graph import ensure_graph
-    from pgsearch.curate.results import latest_run, write_results
+    from pgsearch.curate.results import latest_run, record_again, write_results
     from pgsearch.curate.spaces import resolve_space
     from pgsearch.datasets import get_dataset
 
@@ -610,13 +614,17 @@ def find_mislabels(
             if neighbours:
                 _attach_neighbours(conn, space, labels, rows, neighbours)
             conn.commit()
+            # The fields read the latest run of the dataset's target: this one again, not
+            # another model's that ran since.
+            recorded = record_again(conn, space, "mislabels", run.run_id)
             old = run.params
             return MislabelRun(
                 space=space, action="reused", reason=f"run {run.run_id} ({run.created_at[:19].replace('T', ' ')})",
-                run_id=run.run_id, created_at=run.created_at, scored=run.items,
+                run_id=recorded, created_at=run.created_at, scored=run.items,
                 several=int(old.get("several", 0)), unlabelled=int(old.get("unlabelled", 0)),
                 not_embedded=int(old.get("not_embedded", 0)), labels=int(old.get("label_count", 0)),
                 threshold=threshold, flagged=flagged, seconds=elapsed(started), graph_k=k, rows=rows,
+                recorded_from=run.run_id if recorded != run.run_id else None,
             )  # fmt: skip
         reason = verdict
         note(f"{verdict}; recomputing")

@@ -55,6 +55,7 @@ import math
 import sys
 import time
 import types
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -479,6 +480,17 @@ def cluster_points(xy: np.ndarray, options: MapOptions) -> tuple[np.ndarray, dic
     """Clusters of 2-D points: (labels int32, -1 noise, 0 the largest cluster; the parameters
     used, eps and min_cluster_size resolved)."""
     cluster_module = _sklearn_cluster()
+    with warnings.catch_warnings():
+        # scikit-learn's ConvergenceWarning and the like on degenerate maps (many points on one
+        # spot): printed on stderr even with --quiet, and nothing the user can act on; the run
+        # says what came out (clusters, noise).
+        warnings.simplefilter("ignore")
+        return _cluster_points(cluster_module, xy, options)
+
+
+def _cluster_points(
+    cluster_module: Any, xy: np.ndarray, options: MapOptions
+) -> tuple[np.ndarray, dict[str, Any]]:
     n = len(xy)
     info: dict[str, Any] = {"method": options.cluster}
     if options.cluster == "dbscan":
@@ -978,8 +990,11 @@ def store_run(
     params: dict[str, Any],
     started: float,
 ) -> int:
-    """A new projection run with its points, in one transaction; returns its id. `started`:
-    time.monotonic() when the run began (its seconds count up to the end of the write)."""
+    """A new projection run with its points, in one transaction, committed (the connection's
+    open transaction first: the run must not hang on a transaction the caller commits later, or
+    lose it when something after fails); returns its id. `started`: time.monotonic() when the run
+    began (its seconds count up to the end of the write)."""
+    conn.commit()
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO pgsearch.projection_runs"
@@ -1130,9 +1145,27 @@ def write_png(
 
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
-        from matplotlib.lines import Line2D
     except ImportError:
         raise CurationError(f"--png needs matplotlib, part of the curate extra: {CURATE_EXTRA}") from None
+    with warnings.catch_warnings():
+        # Glyphs missing from the font (labels in scripts or emoji DejaVu Sans lacks: drawn as
+        # boxes) would print a warning per glyph on stderr, even with --quiet.
+        warnings.filterwarnings("ignore", message=r".*[Gg]lyph .* missing from")
+        fig, ax = plt.subplots(figsize=(11, 9), dpi=130)
+        try:
+            _draw_png(plt, fig, ax, points, run, color_by)
+            out = Path(path)
+            fig.savefig(out, format="png")
+        finally:
+            plt.close(fig)
+    return out
+
+
+def _draw_png(
+    plt: Any, fig: Any, ax: Any, points: list[dict[str, Any]], run: RunSummary, color_by: str
+) -> None:
+    from matplotlib.lines import Line2D
+
     n = len(points)
     x = np.fromiter((p["x"] for p in points), dtype=np.float64, count=n)
     y = np.fromiter((p["y"] for p in points), dtype=np.float64, count=n)
@@ -1142,7 +1175,6 @@ def write_png(
         values = [p.get("color") for p in points]
     size = float(np.clip(40_000 / max(n, 1), 1.0, 14.0))
     alpha = float(np.clip(3_000 / max(n, 1) ** 0.8, 0.25, 0.9))
-    fig, ax = plt.subplots(figsize=(11, 9), dpi=130)
     numeric = color_by != "cluster" and _numeric(values)
     if numeric:
         v = np.array([float(a) if _is_number(a) else np.nan for a in values])
@@ -1158,7 +1190,7 @@ def write_png(
             linewidths=0,
             rasterized=True,
         )
-        fig.colorbar(art, ax=ax, shrink=0.8, label=color_by)
+        fig.colorbar(art, ax=ax, shrink=0.8, label=plain_text(color_by))
     else:
         keys = ["(none)" if a is None else a if color_by == "cluster" else _category(a) for a in values]
         counts: dict[Any, int] = {}
@@ -1219,7 +1251,7 @@ def write_png(
         if handles:
             ax.legend(
                 handles=handles,
-                title=color_by,
+                title=plain_text(color_by),
                 loc="center left",
                 bbox_to_anchor=(1.01, 0.5),
                 fontsize=8,
@@ -1228,9 +1260,9 @@ def write_png(
                 markerscale=1.2,
             )
     ax.set_title(
-        f"{run.dataset} · {run.model} · {run.target}s · map run {run.run_id}\n"
+        f"{plain_text(run.dataset)} · {plain_text(run.model or '')} · {run.target}s · map run {run.run_id}\n"
         f"{run.items:,} points, {run.clusters} clusters, {100 * run.noise_fraction:.1f}% noise"
-        + (f" · coloured by {color_by}" if color_by != "cluster" else ""),
+        + (f" · coloured by {plain_text(color_by)}" if color_by != "cluster" else ""),
         fontsize=10,
     )
     ax.set_xticks([])
@@ -1239,10 +1271,6 @@ def write_png(
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, format="png")
-    plt.close(fig)
-    return out
 
 
 def _is_number(value: Any) -> bool:
@@ -1265,10 +1293,32 @@ def _category(value: Any) -> Any:
 
 
 def _legend_label(key: Any, color_by: str, count: int) -> str:
-    text = f"cluster {key}" if color_by == "cluster" else str(key)
+    text = f"cluster {key}" if color_by == "cluster" else _visible(str(key))
     if len(text) > 40:
         text = text[:39] + "…"
-    return f"{text} ({count:,})"
+    return f"{_no_mathtext(text)} ({count:,})"
+
+
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _visible(text: str) -> str:
+    """Control characters written as escapes (a newline would split a legend entry, a tab is a
+    missing glyph)."""
+    return "".join(
+        _ESCAPES.get(c, f"\\x{ord(c):02x}") if unicodedata.category(c) == "Cc" else c for c in text
+    )
+
+
+def _no_mathtext(text: str) -> str:
+    """Text matplotlib draws as it is: a pair of $ would start mathtext (and a bad expression
+    such as $\\notacommand$ fail the whole picture)."""
+    return text.replace("$", "\\$")
+
+
+def plain_text(text: str) -> str:
+    """A label, name or title as matplotlib should draw it: verbatim, on one line."""
+    return _no_mathtext(_visible(text))
 
 
 __all__ = [

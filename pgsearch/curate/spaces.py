@@ -19,6 +19,8 @@ def resolve_space(conn: psycopg.Connection, dataset: str, target: str, model: st
     ds = get_dataset(conn, dataset)
     spaces = dataset_spaces(conn, ds.id, target=target)
     flag = " --shapes" if target == "shape" else ""
+    if not spaces and target == "shape":
+        raise _no_shape_space(conn, dataset, ds.id, model)
     if model is not None:
         chosen = [s for s in spaces if s.model == model]
         if not chosen:
@@ -39,3 +41,33 @@ def resolve_space(conn: psycopg.Connection, dataset: str, target: str, model: st
             f"name one with --model{flag}"
         )
     return spaces[0]
+
+
+def _no_shape_space(
+    conn: psycopg.Connection, dataset: str, dataset_id: int, model: str | None
+) -> CurationError:
+    """Why a dataset has no shape embeddings, and what to do: embedding helps only when it has
+    shapes with a region (boxes, polygons, masks); whole-image tags are never embedded."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE kind <> 'tag'), count(*) FILTER (WHERE kind = 'tag')"
+        " FROM pgsearch.shapes WHERE dataset_id = %s",
+        (dataset_id,),
+    ).fetchone()
+    regions, tags = (int(row[0]), int(row[1])) if row else (0, 0)
+    if regions:
+        which = f" --model {model}" if model is not None else ""
+        return CurationError(
+            f"dataset {dataset!r} has no shape embeddings yet ({regions:,} shapes to embed); run "
+            f"`pgsearch embed --dataset {dataset}{which}` first (it embeds the shapes' crops)"
+        )
+    if tags:
+        return CurationError(
+            f"the shapes of dataset {dataset!r} are all whole-image tags ({tags:,}: a classification "
+            "dataset); tags are whole-image labels and are not embedded, so there is nothing to run "
+            "--shapes on: leave out --shapes to work on the assets, or load boxes or polygons"
+        )
+    return CurationError(
+        f"dataset {dataset!r} has no shapes (annotations with a box, polygon or mask), so there is "
+        "nothing to run --shapes on: leave out --shapes to work on the assets, or load annotations "
+        "with boxes or polygons"
+    )
