@@ -225,7 +225,7 @@ def duplicates(
         pgsearch duplicates --dataset pets --shapes -f json -n 0
     """
     from pgsearch.curate import duplicates as dup
-    from pgsearch.curate.results import latest_run, write_results
+    from pgsearch.curate.results import latest_run, record_again, write_results
     from pgsearch.curate.spaces import resolve_space
     from pgsearch.db import open_database
     from pgsearch.output import emit
@@ -292,6 +292,13 @@ def duplicates(
             )
             conn.commit()
             stages.close()
+        elif run is not None:
+            # Reused: make it the run `duplicate_group` reads, also when another model's run of
+            # this dataset came after it.
+            again = record_again(conn, space, "duplicates", run.run_id)
+            conn.commit()
+            if again != run.run_id:
+                say(f"recorded again as run {again}, the latest, so that duplicate_group reads these groups")
         rows = dup.member_rows(conn, space, groups, limit)
         conn.commit()
 
