@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from pgsearch.commands.duplicates import Stages, say_to_stderr
+from pgsearch.commands.duplicates import say_to_stderr
 from pgsearch.options import dataset_option, dsn_option, output_format_option
+from pgsearch.progress import Stages
 
 # Repeated from pgsearch.curate.subset (MAX_SEED, MAX_CLUSTERS) so that --help does not import
 # numpy (tests/test_curate.py checks that they agree).

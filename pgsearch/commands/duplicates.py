@@ -5,7 +5,6 @@ run state) are shared with `pgsearch outliers`."""
 from __future__ import annotations
 
 import html as html_lib
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,50 +13,11 @@ import click
 from click.core import ParameterSource
 
 from pgsearch.options import curation_options
+from pgsearch.progress import Stages
 
 # Measured defaults, repeated from pgsearch.curate.duplicates.THRESHOLDS so that --help does not
 # import numpy (tests/test_duplicates.py checks that they agree).
 HELP_THRESHOLDS = "pixels 0.002, openclip 0.05, timm (DINOv2) 0.05, other models 0.05"
-
-
-class Stages:
-    """A progress factory `(stage, total, unit) -> bar` (what the graph functions take): one tqdm
-    line per stage on stderr, the previous one closed; nothing when quiet."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def __call__(self, name: str, total: int | None = None, unit: str = "item") -> Any:
-        self.close()
-        if not self.enabled:
-            return _NoBar()
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=total or None,
-            desc=name,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            leave=False,
-            unit=unit,
-            bar_format=None if total else "{desc}: {elapsed}",
-            disable=None,  # off where stderr is not a terminal (logs, CI)
-        )
-        return self.bar
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class _NoBar:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def say_to_stderr(quiet: bool, stages: Stages | None = None) -> Any:

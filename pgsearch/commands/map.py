@@ -4,7 +4,6 @@ as a projection run; its listing, removal, and pictures (PNG, HTML page)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,44 +11,7 @@ import click
 
 from pgsearch.curate import projection as defaults
 from pgsearch.options import dsn_option, output_format_option
-
-
-class _Stages:
-    """One tqdm line per stage on stderr (a count when the stage has one, else the time)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-
-    def __call__(self, name: str, total: int | None = None) -> Any:
-        self.close()
-        if not self.enabled:
-            return _NoBar()
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=total,
-            desc=name,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            leave=False,
-            unit="item" if total else "it",
-            bar_format=None if total else "{desc}: {elapsed}",
-        )
-        return self.bar
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class _NoBar:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from pgsearch.progress import Stages
 
 
 def _output_path(value: str | None, suffix: str, option: str) -> Path | None:
@@ -222,7 +184,7 @@ def map_command(
         sample_size=sample_size,
     )
     options.check()
-    stages = _Stages(not quiet)
+    stages = Stages(not quiet)
     target = "shape" if shapes else "asset"
     try:
         with open_database(dsn) as conn:

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from pgsearch.commands.duplicates import Stages, resolve_output, say_to_stderr
+from pgsearch.commands.duplicates import resolve_output, say_to_stderr
 from pgsearch.options import curation_options
+from pgsearch.progress import Stages
 
 # pgsearch.curate.mislabels.DEFAULT_THRESHOLD, repeated so that --help does not import numpy
 # (tests/test_mislabels.py checks that they agree).

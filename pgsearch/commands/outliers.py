@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from pgsearch.commands.duplicates import Stages, resolve_output, run_state, say_to_stderr
+from pgsearch.commands.duplicates import resolve_output, run_state, say_to_stderr
 from pgsearch.options import curation_options
+from pgsearch.progress import Stages
 
 ASSET_TABLE = (
     "rank",
