@@ -98,7 +98,12 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4)
     args = parser.parse_args()
     truth = write_digits(
-        args.out, flip=args.flip, duplicates=args.duplicates, noise=args.noise, seed=args.seed, scale=args.scale
+        args.out,
+        flip=args.flip,
+        duplicates=args.duplicates,
+        noise=args.noise,
+        seed=args.seed,
+        scale=args.scale,
     )
     print(f"wrote {len(truth['files'])} images to {args.out}")
 

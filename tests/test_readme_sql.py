@@ -54,7 +54,14 @@ def test_sqlalchemy_inspector_sees_views_and_comments(demo_dsn: str) -> None:
     engine = sqlalchemy.create_engine(demo_dsn.replace("postgresql://", "postgresql+psycopg://", 1))
     inspector = sqlalchemy.inspect(engine)
     views = set(inspector.get_view_names(schema="pgsearch"))
-    assert {"v_assets", "v_shapes", "v_label_counts", "v_asset_groups", "v_projections", "v_neighbors"} <= views
+    assert {
+        "v_assets",
+        "v_shapes",
+        "v_label_counts",
+        "v_asset_groups",
+        "v_projections",
+        "v_neighbors",
+    } <= views
     for view in views:
         assert inspector.get_table_comment(view, schema="pgsearch")["text"]
         assert all(column.get("comment") for column in inspector.get_columns(view, schema="pgsearch"))
