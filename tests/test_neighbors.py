@@ -566,6 +566,11 @@ def test_errors(conn: psycopg.Connection) -> None:
     assert "no embedded assets of model m:one yet" in out and "pgsearch embed --dataset pending" in out
     ok = neighbors("-d", "two", "--model", "m:two", "-k", "29", "--format", "json", "-q")
     assert ok["items"] == 30 and ok["k"] == 29
+    # Without -k, a space of 15 items or fewer gets every other item as neighbours.
+    insert_assets(conn, "small", clustered(6, 8, clusters=2), model="m:one", start=500)
+    small = neighbors("-d", "small", "--format", "json", "-q")
+    assert small["items"] == 6 and small["k"] == 5 and small["action"] == "built"
+    assert "needs at least 7" in cli_error("-d", "small", "-k", "6")
 
 
 def test_help_has_an_example() -> None:

@@ -42,7 +42,8 @@ def _bars(enabled: bool) -> Any:
     "k",
     type=int,
     metavar="K",
-    help="Neighbours per item, 1..200. Default: the stored graph's, else 15. A new K rebuilds.",
+    help="Neighbours per item, 1..200. Default: the stored graph's, else 15 (every other item in a "
+    "space of 15 or fewer). A new K rebuilds.",
 )
 @click.option("--rebuild", is_flag=True, help="Recompute the whole graph, even when it is up to date.")
 @click.option(

@@ -1373,11 +1373,9 @@ def update_graph(
             f"`pgsearch embed --dataset {dataset}` (`pgsearch status --dataset {dataset}` shows what is pending)"
         )
     want = k if k is not None else DEFAULT_K
-    if count < want + 1 and k is None:
-        row = conn.execute(
-            "SELECT k FROM pgsearch.neighbor_graphs WHERE space_id = %s", (space.id,)
-        ).fetchone()
-        want = int(row[0]) if row else want
+    if count < want + 1 and k is None and count >= 2:
+        # No -k asked for and too few items for the default: every other item is a neighbour.
+        k = want = count - 1
     if count < want + 1:
         raise CurationError(
             f"dataset {dataset!r} has {count} embedded {target}{'s' if count != 1 else ''} of model "
