@@ -35,7 +35,7 @@ JPEG_QUALITY = 82
 MIDDLE_DOT = " \u00b7 "
 TIMES = "\u00d7"
 
-_STYLE = """
+STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 16px; background: #f4f4f5; color: #18181b; }
 h1 { font-size: 20px; margin: 0 0 4px; }
 h2 { font-size: 16px; margin: 20px 0 4px; }
@@ -126,7 +126,7 @@ def sections_html(
     `max_pixels` (default: the loader's limit) show as too large, unless the row records a larger
     size the loader accepted. links: (text, relative URL) pairs shown under the title, e.g. the
     dataset's map page."""
-    thumbs = _Thumbnails(
+    thumbs = Thumbnails(
         Path(image_root) if image_root is not None else None,
         thumb_px,
         DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
@@ -137,7 +137,7 @@ def sections_html(
     if shown:
         body.append(f'<p class="summary">{" · ".join(shown)}</p>')
     for heading, rows in sections:
-        figures = [_figure(row, thumbs) for row in rows]
+        figures = [figure_html(row, thumbs) for row in rows]
         if heading is not None:
             body.append(f"<h2>{e(heading)}</h2>")
         body.append(f'<p class="summary">{len(figures)} result{"" if len(figures) == 1 else "s"}</p>')
@@ -147,7 +147,7 @@ def sections_html(
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
             f"<title>{e(title)}</title>",
-            f"<style>:root {{ --thumb: {int(thumb_px)}px; }}{_STYLE}</style>",
+            f"<style>:root {{ --thumb: {int(thumb_px)}px; }}{STYLE}</style>",
             "</head><body>",
             f"<h1>{e(title)}</h1>",
             *body,
@@ -157,12 +157,12 @@ def sections_html(
     )
 
 
-def _figure(row: Mapping[str, Any], thumbs: _Thumbnails) -> str:
+def figure_html(row: Mapping[str, Any], thumbs: Thumbnails) -> str:
     e = html.escape
     filename = str(row.get("filename") or "")
-    box = _box(row)
+    box = shape_box(row)
     label = row.get("label")
-    data_uri, problem = thumbs.get(row.get("path"), box, label, _recorded_pixels(row))
+    data_uri, problem = thumbs.get(row.get("path"), box, label, recorded_pixels(row))
     if data_uri is not None:
         image = f'<img src="{data_uri}" alt="{e(filename)}" title="{e(str(row.get("path") or ""))}">'
     else:
@@ -186,7 +186,7 @@ def _figure(row: Mapping[str, Any], thumbs: _Thumbnails) -> str:
     )
 
 
-def _box(row: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+def shape_box(row: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
     values = [row.get(key) for key in BOX_KEYS]
     if any(v is None for v in values):
         return None
@@ -194,7 +194,7 @@ def _box(row: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
-def _recorded_pixels(row: Mapping[str, Any]) -> int | None:
+def recorded_pixels(row: Mapping[str, Any]) -> int | None:
     """width x height as the loader recorded them (asset rows), when they are whole numbers."""
     width, height = row.get("width"), row.get("height")
     if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
@@ -225,7 +225,7 @@ def _label_colour(label: object) -> tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-class _Thumbnails:
+class Thumbnails:
     """Decodes each image once (shape rows often share one) and encodes each thumbnail."""
 
     def __init__(self, root: Path | None, px: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:

@@ -191,7 +191,7 @@ def _shell_quote(text: str) -> str:
 def curation_options(*, shapes: bool = True) -> Callable[[F], F]:
     """What every curation tool (duplicates, outliers, mislabels) takes, spelt the same way:
     --dataset, --model, --shapes (where the tool applies to shapes), -n/--limit (0: all),
-    -f/--format table|json|csv|html, -o FILE, --dsn."""
+    -f/--format table|json|csv|html, -o FILE, --recompute, -q/--quiet, --dsn."""
 
     def decorate(func: F) -> F:
         decorators = [
@@ -225,6 +225,10 @@ def curation_options(*, shapes: bool = True) -> Callable[[F], F]:
                 metavar="FILE",
                 help="Write to FILE instead of stdout (the format follows its extension unless -f).",
             ),
+            click.option(
+                "--recompute", is_flag=True, help="Compute again even when the stored results are current."
+            ),
+            click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr."),
             dsn_option,
         ]
         for decorator in reversed(decorators):

@@ -21,7 +21,7 @@ class Stages:
     def __call__(self, name: str, total: int | None = None, unit: str = "item") -> Any:
         self.close()
         if not self.enabled:
-            return _NoBar()
+            return NoBar()
         from tqdm import tqdm
 
         self.bar = tqdm(
@@ -42,7 +42,9 @@ class Stages:
             self.bar = None
 
 
-class _NoBar:
+class NoBar:
+    """What a stage gets when nothing is shown: update() and close() do nothing."""
+
     def update(self, n: float = 1) -> None:
         pass
 

@@ -150,8 +150,6 @@ SHAPE_COLUMNS = (
     "(most pixels, then the biggest file: the default), first (lowest id), smallest, newest or "
     "oldest (when it was added).",
 )
-@click.option("--recompute", is_flag=True, help="Compute again even when the stored results are current.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 def duplicates(
     dataset: str,
     model: str | None,

@@ -55,8 +55,6 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: float) -> floa
     "least four times the weight they give its own (plus a small prior). Every score is stored "
     "whatever S is.",
 )
-@click.option("--recompute", is_flag=True, help="Score again even when the stored results are current.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 def mislabels(
     dataset: str,
     model: str | None,
@@ -228,15 +226,15 @@ def mislabels_html(
 ) -> str:
     """One self-contained page: per flagged item its thumbnail (its box drawn for a shape) with its
     label, the suggestion and the score, next to its nearest neighbours that carry another label."""
-    from pgsearch.gallery import _STYLE as GALLERY_STYLE
-    from pgsearch.gallery import _box, _recorded_pixels, _Thumbnails
+    from pgsearch.gallery import STYLE as GALLERY_STYLE
+    from pgsearch.gallery import Thumbnails, recorded_pixels, shape_box
     from pgsearch.loader.images import DEFAULT_MAX_PIXELS
 
     e = html_lib.escape
-    thumbs = _Thumbnails(None, thumb_px, DEFAULT_MAX_PIXELS)
+    thumbs = Thumbnails(None, thumb_px, DEFAULT_MAX_PIXELS)
 
     def figure(info: dict[str, Any], label: Any, caption: str) -> str:
-        data_uri, problem = thumbs.get(info.get("path"), _box(info), label, _recorded_pixels(info))
+        data_uri, problem = thumbs.get(info.get("path"), shape_box(info), label, recorded_pixels(info))
         name = str(info.get("filename") or "")
         if data_uri is not None:
             image = f'<img src="{data_uri}" alt="{e(name)}" title="{e(str(info.get("path") or ""))}">'

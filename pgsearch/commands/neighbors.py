@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
 from pgsearch.options import dataset_option, dsn_option, output_format_option
-
-
-def _bars(enabled: bool) -> Any:
-    """A factory of tqdm bars on stderr, one per stage (reading vectors, computing, writing)."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    def bar(stage: str, total: int, unit: str) -> Any:
-        return tqdm(
-            total=total,
-            unit=unit,
-            unit_scale=True,
-            desc=stage,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            smoothing=0.1,
-        )
-
-    return bar
+from pgsearch.progress import Stages
 
 
 @click.command()
@@ -87,17 +67,21 @@ def neighbors(
     from pgsearch.curate.graph import update_graph
     from pgsearch.db import open_database
 
+    stages = Stages(not quiet)
     with open_database(dsn) as conn:
-        result = update_graph(
-            conn,
-            dataset,
-            target="shape" if shapes else "asset",
-            model=model,
-            k=k,
-            rebuild=rebuild,
-            method=method,
-            progress=_bars(not quiet),
-        )
+        try:
+            result = update_graph(
+                conn,
+                dataset,
+                target="shape" if shapes else "asset",
+                model=model,
+                k=k,
+                rebuild=rebuild,
+                method=method,
+                progress=stages,
+            )
+        finally:
+            stages.close()
     info = {"dataset": dataset, **result.as_dict()}
     if output_format == "json":
         click.echo(json.dumps(info, indent=2))

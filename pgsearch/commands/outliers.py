@@ -84,8 +84,6 @@ def _shown(limit: int, flagged: int, flagged_only: bool) -> int:
     "in a sparse cluster of the latest map.",
 )
 @click.option("--flagged", "flagged_only", is_flag=True, help="Print only the flagged items.")
-@click.option("--recompute", is_flag=True, help="Compute again even when the stored results are current.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 def outliers(
     dataset: str,
     model: str | None,

@@ -85,6 +85,7 @@ from pgsearch.curate.copyio import (
 )
 from pgsearch.curate.spaces import CurationError
 from pgsearch.loader.spaces import Space
+from pgsearch.progress import NoBar
 
 DEFAULT_K = 15
 MAX_K = 200
@@ -184,14 +185,6 @@ class Graph:
 # -- progress ------------------------------------------------------------------------------------
 
 
-class _NoBar:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 Progress = Any  # None, a tqdm-like bar (update), or a factory (stage, total, unit) -> bar
 
 
@@ -199,9 +192,9 @@ def _stage(progress: Progress, name: str, total: int, unit: str) -> Any:
     """A bar for one stage. `progress` may be a factory `(name, total, unit) -> bar`, or a single
     bar (the one knn() took before stages existed), which then follows the computing stage."""
     if progress is None:
-        return _NoBar()
+        return NoBar()
     if not callable(progress):  # a bar (tqdm instances are not callable; classes are)
-        return progress if name == "computing" else _NoBar()
+        return progress if name == "computing" else NoBar()
     return progress(name, total, unit)
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from PIL import Image
 
-from pgsearch.gallery import _box, _recorded_pixels, _Thumbnails
+from pgsearch.gallery import Thumbnails, recorded_pixels, shape_box
 from pgsearch.loader.images import DEFAULT_MAX_PIXELS
 from pgsearch.options import MAX_LIMIT
 
@@ -231,14 +231,14 @@ def _thumbnails(
     out: dict[str, str] = {}
     for image_path, members in by_path.items():
         # A decoder per image: its cache then holds one image at a time, not thousands.
-        decoder = _Thumbnails(None, decode_px, max_pixels)
-        recorded = max((_recorded_pixels(rows[i]) or 0) for i in members)
+        decoder = Thumbnails(None, decode_px, max_pixels)
+        recorded = max((recorded_pixels(rows[i]) or 0) for i in members)
         decoded = decoder._decode(image_path, max(max_pixels, recorded))
         if isinstance(decoded, str):  # why there is no picture: not an error for a map
             continue
         picture, full_size = decoded
         for i in members:
-            box = _box(rows[i]) if target == "shape" else None
+            box = shape_box(rows[i]) if target == "shape" else None
             thumb = _crop(picture, full_size, box) if box is not None else picture.copy()
             out[str(i)] = _jpeg(thumb)
     return out

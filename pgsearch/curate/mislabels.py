@@ -50,6 +50,7 @@ from psycopg import sql
 
 from pgsearch.curate.spaces import CurationError
 from pgsearch.loader.spaces import Space
+from pgsearch.progress import NoBar
 
 METHOD = "scaled-knn"
 # Neighbours per item that vote (the graph is built with at least this many).
@@ -359,16 +360,8 @@ Progress = Any  # None, or a factory (stage, total, unit) -> tqdm-like bar, as g
 Say = Callable[[str], None]
 
 
-class _NoBar:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _bar(progress: Progress, name: str, total: int) -> Any:
-    return _NoBar() if progress is None else progress(name, total, "item")
+    return NoBar() if progress is None else progress(name, total, "item")
 
 
 @dataclass

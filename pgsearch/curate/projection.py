@@ -72,6 +72,7 @@ from pgsearch.curate.copyio import copy_in, point_rows, read_space_vectors
 from pgsearch.curate.spaces import CurationError, resolve_space
 from pgsearch.datasets import get_dataset
 from pgsearch.loader.spaces import Space
+from pgsearch.progress import NoBar
 
 CURATE_EXTRA = "python3 -m pip install 'pgsearch[curate]'"
 
@@ -388,16 +389,8 @@ def _sklearn_cluster() -> Any:
 # Computing a map (numpy in, numpy out)
 
 
-class _NoBar:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _stage(progress: Progress | None, name: str, total: int | None = None) -> Any:
-    return progress(name, total) if progress is not None else _NoBar()
+    return progress(name, total) if progress is not None else NoBar()
 
 
 def _knn_with_self(positions: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -287,8 +287,8 @@ def _chart(png: str | None, alt: str) -> str:
 def _thumbs(conn: Any, data: dict[str, Any], which: str, names: dict[int, str], sizes: dict[int, int]) -> str:
     from psycopg.rows import dict_row
 
-    from pgsearch.gallery import _figure as gallery_figure
-    from pgsearch.gallery import _Thumbnails
+    from pgsearch.gallery import Thumbnails
+    from pgsearch.gallery import figure_html as gallery_figure
 
     pairs = data["thumbnails"][which]
     if not pairs:
@@ -301,7 +301,7 @@ def _thumbs(conn: Any, data: dict[str, Any], which: str, names: dict[int, str], 
         )
         rows = {int(r["id"]): r for r in cur.fetchall()}
     conn.commit()
-    thumbs = _Thumbnails(None, THUMB_PX)
+    thumbs = Thumbnails(None, THUMB_PX)
     figures = []
     for cluster, item in pairs:
         row = dict(rows.get(item, {"id": item, "filename": str(item), "path": None}))
@@ -314,7 +314,7 @@ def _thumbs(conn: Any, data: dict[str, Any], which: str, names: dict[int, str], 
 
 def report_html(conn: Any, result: CurateResult, data: dict[str, Any] | None = None) -> str:
     """The report page (see the module docstring)."""
-    from pgsearch.gallery import _STYLE as GALLERY_STYLE
+    from pgsearch.gallery import STYLE as GALLERY_STYLE
 
     data = report_data(conn, result) if data is None else data
     e = html.escape
