@@ -26,6 +26,28 @@ FORMAT_BY_SUFFIX = {".html": "html", ".htm": "html", ".json": "json", ".csv": "c
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def choose_output(
+    fmt: str, output: str | None, *, format_given: bool, default_html: str, text_only: bool = False
+) -> tuple[str, str | None]:
+    """(format, output path) of a command that renders rows: the format follows the -o file's
+    extension unless -f was given; html without -o writes `default_html` and never overwrites it;
+    the path is checked writable before anything runs. text_only: the command prints text (--sql,
+    --explain), which neither the extension nor the html default changes."""
+    if not text_only and not format_given and output not in (None, "-"):
+        assert output is not None
+        fmt = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), fmt)
+    if not text_only and fmt == "html" and output is None:
+        output = default_html
+        if Path(output).exists():
+            raise click.ClickException(
+                f"{Path(output).resolve()} exists; -f html without -o does not overwrite it: "
+                f"give -o FILE (-o {default_html} to overwrite it)"
+            )
+    if output is not None and output != "-":
+        check_writable(Path(output))
+    return fmt, output
+
+
 def check_writable(path: Path) -> None:
     """Fails now, before anything is searched or changed, when `path` cannot be written; a file
     that did not exist is left not existing."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html as html_lib
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -34,7 +33,7 @@ def resolve_output(output_format: str, output: str | None, default_html: str) ->
     """(format, output path): the format follows the -o file's extension unless -f was given;
     html without -o writes `default_html` and never overwrites it; the path is checked writable
     before anything runs."""
-    from pgsearch.output import FORMAT_BY_SUFFIX, check_writable
+    from pgsearch.output import choose_output
 
     ctx = click.get_current_context()
     given = ctx.get_parameter_source("output_format") not in (
@@ -45,19 +44,7 @@ def resolve_output(output_format: str, output: str | None, default_html: str) ->
         raise click.BadParameter(
             "must not be empty: give a file name, or - for stdout", param_hint="-o/--output"
         )
-    if not given and output not in (None, "-"):
-        assert output is not None
-        output_format = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), output_format)
-    if output_format == "html" and output is None:
-        output = default_html
-        if Path(output).exists():
-            raise click.ClickException(
-                f"{Path(output).resolve()} exists; -f html without -o does not overwrite it: "
-                f"give -o FILE (-o {default_html} to overwrite it)"
-            )
-    if output is not None and output != "-":
-        check_writable(Path(output))
-    return output_format, output
+    return choose_output(output_format, output, format_given=given, default_html=default_html)
 
 
 def run_state(run: Any, params: dict[str, Any], recompute: bool) -> tuple[bool, str]:

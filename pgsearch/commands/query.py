@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +19,7 @@ from pgsearch.options import (
     output_format_option,
     search_options,
 )
-from pgsearch.output import FORMAT_BY_SUFFIX, check_writable, emit, write_text
+from pgsearch.output import choose_output, emit, write_text
 
 DEFAULT_HTML = "pgsearch-results.html"
 
@@ -147,18 +146,13 @@ def query(
             raise click.UsageError(
                 f"{text_only} prints text; -f/--format does not apply (-o FILE writes it to a file)"
             )
-    elif not format_given and output not in (None, "-"):
-        assert output is not None
-        output_format = FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), output_format)
-    if text_only is None and output_format == "html" and output is None:
-        output = DEFAULT_HTML
-        if Path(output).exists():
-            raise click.ClickException(
-                f"{Path(output).resolve()} exists; -f html without -o does not overwrite it: "
-                f"give -o FILE (-o {DEFAULT_HTML} to overwrite it)"
-            )
-    if output is not None and output != "-":
-        check_writable(Path(output))
+    output_format, output = choose_output(
+        output_format,
+        output,
+        format_given=format_given,
+        default_html=DEFAULT_HTML,
+        text_only=text_only is not None,
+    )
 
     request = SearchRequest(
         dataset=dataset,
