@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import TupleRow, dict_row
 
 from pgsearch import db as database
 from pgsearch.catalog import load_catalog
+from pgsearch.datasets import choose_space
 from pgsearch.errors import PgsearchError
 from pgsearch.search_settings import libpq_options
 from pgsearch.translator import (
@@ -168,8 +169,9 @@ class SearchRequest:
 class Client:
     """A connection to a pgsearch database; see the module docstring."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection[TupleRow]) -> None:
+        # Public for notebooks that want plain SQL next to the API; the CLI never touches it.
+        self.conn: psycopg.Connection[TupleRow] = conn
         # dataset name -> (dataset id, metadata keys, attribute keys) of its last full catalog read
         self._keys: dict[str, tuple[int, frozenset[str] | None, frozenset[str] | None]] = {}
 
@@ -266,29 +268,22 @@ class Client:
             raise
         self.conn.commit()
 
-    def _space(self, catalog: Catalog, target: str, model: str | None) -> EmbeddingSpace:
-        candidates = [s for s in catalog.spaces if s.target == target]
-        if model is not None:
-            chosen = [s for s in candidates if s.model == model]
-            if not chosen:
-                have = ", ".join(sorted(s.model for s in candidates)) or "none"
-                raise SearchError(
-                    f"dataset {catalog.dataset_name!r} has no {target} embeddings of model "
-                    f"{model!r}; it has: {have}"
-                )
-            return chosen[0]
-        if not candidates:
-            raise SearchError(
-                f"dataset {catalog.dataset_name!r} has no {target} embeddings yet; "
-                f"run `pgsearch embed --dataset {catalog.dataset_name}`"
-            )
-        if len(candidates) > 1:
-            models = ", ".join(sorted(s.model for s in candidates))
-            raise SearchError(
-                f"dataset {catalog.dataset_name!r} has {target} embeddings of several models "
-                f"({models}); name one with model= (CLI: --model)"
-            )
-        return candidates[0]
+    def space(self, dataset: str, *, target: Target = "asset", model: str | None = None) -> EmbeddingSpace:
+        """The embedding space a search of `target` rows with `model` (None: the dataset's only
+        model) orders by; SearchError when the dataset has none, or several and no model."""
+        return self._space(self.catalog(dataset), target, model)
+
+    @staticmethod
+    def _space(catalog: Catalog, target: str, model: str | None) -> EmbeddingSpace:
+        return choose_space(
+            catalog.spaces,
+            dataset=catalog.dataset_name,
+            target=target,
+            model=model,
+            error=SearchError,
+            to_embed="",
+            name_one="model= (CLI: --model)",
+        )
 
     def _similarity(self, request: SearchRequest, catalog: Catalog) -> Similarity | None:
         if all(
@@ -375,7 +370,53 @@ class Client:
         close = difflib.get_close_matches(filename, [r[0] for r in rows], n=3, cutoff=0.5)
         return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
 
+    def count_assets(self, request: SearchRequest) -> tuple[int, bool]:
+        """(assets, capped): how many distinct assets the request's filter matches, whatever its
+        order, limit and offset. The count reads at most MAX_LIMIT rows (assets, or shapes with
+        shapes=True); capped says it stopped there, so the true number may be higher."""
+        counting = dataclasses.replace(
+            request,
+            similar_to=None,
+            similar_to_file=None,
+            similar_to_shape=None,
+            text=None,
+            vector=None,
+            dissimilar=False,
+            shapes=request.target == "shape",
+            limit=MAX_LIMIT,
+            offset=0,
+        )
+        compiled = self.compile(counting)
+        key = "asset_id" if request.target == "shape" else "id"
+        statement = sql.SQL("SELECT count(*), count(DISTINCT {}) FROM ({}) AS matches").format(
+            sql.Identifier(key), sql.SQL(compiled.sql)
+        )
+        with self._transaction():
+            found = self.conn.execute(statement, compiled.params).fetchone()
+        assert found is not None
+        return int(found[1]), int(found[0]) >= MAX_LIMIT
+
     # -- groups ---------------------------------------------------------------------------------
+
+    def group_names(self, dataset: str, *, limit: int = 1000) -> list[str]:
+        """Names of groups the dataset's assets are in (at most `limit` of them, in no order)."""
+        dataset_id = self.catalog(dataset).dataset_id
+        with self._transaction():
+            rows = self.conn.execute(
+                "SELECT DISTINCT g FROM pgsearch.assets, unnest(groups) AS g WHERE dataset_id = %s LIMIT %s",
+                (dataset_id, limit),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def has_group(self, dataset: str, group: str) -> bool:
+        """Whether any asset of the dataset is in `group`."""
+        dataset_id = self.catalog(dataset).dataset_id
+        with self._transaction():
+            found = self.conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pgsearch.assets WHERE dataset_id = %s AND %s = ANY(groups))",
+                (dataset_id, group),
+            ).fetchone()
+        return bool(found and found[0])
 
     def add_to_group(self, dataset: str, asset_ids: Sequence[int], group: str) -> int:
         """Adds the assets to `group`; returns how many were not in it yet."""

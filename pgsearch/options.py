@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-if TYPE_CHECKING:
-    from pgsearch.translator import Catalog
+from pgsearch.output import ROW_FORMATS, choose_output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +35,19 @@ def dataset_option(required: bool = True) -> Callable[[F], F]:
     return decorate
 
 
+class LazyHelpOption(click.Option):
+    """An option whose help is computed when help is shown (help_text=callable): for a default
+    that lives in a module too heavy to import just to list the commands."""
+
+    def __init__(self, *args: Any, help_text: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_text = help_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self._help_text()
+        return super().get_help_record(ctx)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
@@ -42,6 +55,8 @@ def json_option(func: F) -> F:
 def output_format_option(
     *choices: str, default: str = "table", help: str = "Output format."
 ) -> Callable[[F], F]:
+    """-f/--format: one of `choices`, pgsearch.output's ROW_FORMATS or SUMMARY_FORMATS."""
+
     def decorate(func: F) -> F:
         return click.option(
             "--format",
@@ -114,19 +129,6 @@ def search_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
-
-
-def check_model(catalog: Catalog, target: str, model: str | None) -> None:
-    """--model must name a model the dataset has embeddings of, also when nothing is ordered by
-    similarity (a typo there would otherwise be silently ignored)."""
-    if model is None:
-        return
-    have = sorted({s.model for s in catalog.spaces if s.target == target})
-    if model not in have:
-        raise click.ClickException(
-            f"dataset {catalog.dataset_name!r} has no {target} embeddings of model {model!r}; "
-            f"it has: {', '.join(have) or 'none'}"
-        )
 
 
 # A value that reads as a query: an operator, or a keyword between spaces.
@@ -218,7 +220,7 @@ def curation_options(*, shapes: bool = True) -> Callable[[F], F]:
                 show_default=True,
                 help="Items to print, most suspicious first; 0 prints all of them.",
             ),
-            output_format_option("table", "json", "csv", "html"),
+            output_format_option(*ROW_FORMATS),
             click.option(
                 "--output",
                 "-o",
@@ -236,3 +238,19 @@ def curation_options(*, shapes: bool = True) -> Callable[[F], F]:
         return func
 
     return decorate
+
+
+def option_given(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave option `name` (its value is not the default)."""
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def resolve_output(output_format: str, output: str | None, default_html: str) -> tuple[str, str | None]:
+    """(format, output path) of a curation listing, by pgsearch.output.choose_output's rule; an
+    empty -o is refused."""
+    if output is not None and not output.strip():
+        raise click.BadParameter(
+            "must not be empty: give a file name, or - for stdout", param_hint="-o/--output"
+        )
+    given = option_given(click.get_current_context(), "output_format")
+    return choose_output(output_format, output, format_given=given, default_html=default_html)

@@ -1,5 +1,6 @@
-"""One renderer for rows, shared by every command that prints them (query, the curation
-commands): a terminal table, JSON, CSV or an HTML gallery, to stdout or a file.
+"""One renderer for what commands print: rows (query, the curation listings) as a terminal
+table, JSON, CSV or an HTML gallery, to stdout or a file; and the reports of status, load and
+embed as text or JSON. The output formats are defined here and nowhere else.
 
 Rows are dicts. Text from the data is hostile input: the table escapes control and bidi
 characters, CSV guards cells a spreadsheet would run as a formula, the gallery escapes HTML.
@@ -19,9 +20,14 @@ from typing import Any
 
 import click
 
+# -f/--format of commands that print rows, and of those that print one summary.
+ROW_FORMATS = ("table", "json", "csv", "html")
+SUMMARY_FORMATS = ("table", "json")
+
 ASSET_COLUMNS = ("id", "filename", "width", "height", "size", "status", "groups", "labels")
 SHAPE_COLUMNS = ("id", "asset_id", "filename", "label", "kind", "bbox", "area")
 FORMAT_BY_SUFFIX = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
+assert set(FORMAT_BY_SUFFIX.values()) <= set(ROW_FORMATS)
 # Cells a spreadsheet would run as a formula (OWASP "CSV injection").
 CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -230,3 +236,94 @@ def table_text(rows: list[dict[str, Any]], target: str, columns: Sequence[str] |
     out.extend(line(row) for row in cells)
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(s.rstrip() for s in out) + "\n"
+
+
+# -- reports: one document per command (status, load, embed), as JSON or as text -------------
+
+
+def print_json(
+    document: Any, *, ensure_ascii: bool = True, default: Callable[[Any], Any] | None = None
+) -> None:
+    """`document` as indented JSON on stdout (--json, -f json of the summary commands)."""
+    click.echo(json.dumps(document, indent=2, ensure_ascii=ensure_ascii, default=default))
+
+
+def print_report(document: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str]) -> None:
+    """A command's report: JSON with --json, else its text (nothing when the text is empty)."""
+    if as_json:
+        print_json(document)
+        return
+    rendered = text(document)
+    if rendered:
+        click.echo(rendered)
+
+
+def status_text(info: dict[str, Any]) -> str:
+    """`pgsearch status`: per model, the dataset's assets and shapes done, pending and failed,
+    with the failure reasons (pgsearch.loader.embed.status gives `info`)."""
+    lines = [
+        f"dataset {info['dataset']}: {info['assets']} assets ({info['unreadable_assets']} unreadable), "
+        f"{info['shapes']} shapes"
+    ]
+    if not info["models"]:
+        lines.append("  no embedding model yet: `pgsearch embed --dataset NAME --model SPEC` activates one")
+    for m in info["models"]:
+        lines.append(f"  model {m['model']} ({m['dim']} dims{', text search' if m['has_text'] else ''})")
+        for key in ("assets", "shapes"):
+            c = m[key]
+            if c is None:
+                continue
+            index = "indexed" if c["indexed"] else "not indexed"
+            lines.append(
+                f"    {key}: {c['done']} done, {c['pending']} pending, {c['failed']} failed "
+                f"of {c['total']} ({index})"
+            )
+            for r in c["reasons"]:
+                examples = ", ".join(e["filename"] for e in r["examples"])
+                lines.append(f"      {r['count']} x {r['reason']}  (e.g. {examples})")
+    return "\n".join(lines)
+
+
+# Failed files and dropped annotation entries a text summary lists; --json lists them all.
+LISTED = 20
+
+
+def load_text(d: dict[str, Any]) -> str:
+    """`pgsearch load`: counts, throughput, failed files, dropped annotations
+    (LoadSummary.to_dict() gives `d`)."""
+    a, s, e = d["assets"], d["shapes"], d["embeddings"]
+    lines = [
+        f"dataset {d['dataset']}: {d['files']} files in {d['seconds']:.1f} s ({d['images_per_second']:.1f} images/s)"
+        + (f", model {d['model']}" if d["model"] else ", no embeddings"),
+        f"  assets: {a['new']} new, {a['updated']} updated, {a['unchanged']} unchanged, {a['failed']} failed",
+        f"  shapes: {s['inserted']} inserted, {s['deleted']} replaced, {s['failed']} not embedded, "
+        f"{s['skipped']} skipped",
+        f"  embeddings: {e['assets']} assets, {e['shapes']} shapes",
+    ]
+    if d["index_built"]:
+        lines.append(f"  HNSW index built on {', '.join(d['index_built'])}")
+    if d["failed"]:
+        lines.append(f"  failed files ({a['failed']}):")
+        lines.extend(f"    {f['filename']}: {f['reason']}" for f in d["failed"][:LISTED])
+        if len(d["failed"]) > LISTED:
+            lines.append(f"    ... and {len(d['failed']) - LISTED} more (--json lists them)")
+    if d["dropped_annotations"]:
+        lines.append(f"  dropped annotation entries ({len(d['dropped_annotations'])}):")
+        lines.extend(f"    {p}" for p in d["dropped_annotations"][:LISTED])
+        if len(d["dropped_annotations"]) > LISTED:
+            lines.append(f"    ... and {len(d['dropped_annotations']) - LISTED} more (--json lists them)")
+    for model, n in d["pending_other_models"].items():
+        lines.append(f"  {n} items wait for model {model}: run `pgsearch embed --dataset {d['dataset']}`")
+    return "\n".join(lines)
+
+
+def embed_text(d: dict[str, Any]) -> str:
+    """`pgsearch embed`: per model, what was embedded and what failed (EmbedSummary.to_dict())."""
+    lines: list[str] = []
+    for m in d["models"]:
+        lines.append(
+            f"{m['model']}: assets {m['assets_done']} embedded, {m['assets_failed']} failed; "
+            f"shapes {m['shapes_done']} embedded, {m['shapes_failed']} failed"
+        )
+        lines.extend(f"  {f['filename']}: {f['reason']}" for f in m["failed"][:LISTED])
+    return "\n".join(lines)

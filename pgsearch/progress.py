@@ -7,6 +7,7 @@ with update() and close()), so the library never imports tqdm or decides where o
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -50,3 +51,18 @@ class NoBar:
 
     def close(self) -> None:
         pass
+
+
+def say_to_stderr(quiet: bool, stages: Stages | None = None) -> Callable[[str], None]:
+    """The `say` the curation functions take for their notes: one line on stderr (after closing
+    the progress line in the way), nothing when quiet."""
+
+    def say(text: str) -> None:
+        if stages is not None:
+            stages.close()
+        if not quiet:
+            import click
+
+            click.echo(text, err=True)
+
+    return say

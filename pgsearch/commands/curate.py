@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from pgsearch.commands.duplicates import say_to_stderr
 from pgsearch.options import dataset_option, dsn_option, output_format_option
-from pgsearch.progress import Stages
+from pgsearch.output import SUMMARY_FORMATS
+from pgsearch.progress import Stages, say_to_stderr
 
 # Repeated from pgsearch.curate.subset (MAX_SEED, MAX_CLUSTERS) so that --help does not import
 # numpy (tests/test_curate.py checks that they agree).
@@ -117,7 +117,7 @@ def summary_text(summary: dict[str, Any], report: str | None) -> str:
     "clusters when it covers every candidate, else K = sqrt(candidates), at most --size).",
 )
 @click.option("--replace", is_flag=True, help="Empty the group first when it already holds assets.")
-@output_format_option("table", "json", help="Format of the summary on stdout.")
+@output_format_option(*SUMMARY_FORMATS, help="Format of the summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 @dsn_option
 def curate(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
 
 from pgsearch import db as database
 from pgsearch import migrate
-from pgsearch.config import redact, resolve_dsn
+from pgsearch.config import resolve_dsn
 from pgsearch.options import dsn_option, json_option
+from pgsearch.output import print_json
 
 
 @click.group()
@@ -77,37 +77,11 @@ def status(dsn: str | None, as_json: bool) -> None:
 
         pgsearch db status --json
     """
-    info: dict[str, object] = {}
-    resolved = resolve_dsn(dsn)
-    if resolved is None:
-        from pgsearch.server import EmbeddedServer
+    from pgsearch.dbstatus import database_status
 
-        state = EmbeddedServer().status()
-        info.update(
-            kind="embedded",
-            running=state.running,
-            data_directory=str(state.pgdata),
-            url=state.url if state.running else None,
-        )
-        url = state.url if state.running else None
-    else:
-        info.update(kind="dsn", server=redact(resolved))
-        url = resolved
-    if url is not None:
-        with database.connect(url, autocommit=True) as conn:
-            info["running"] = True
-            info["server_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-            row = conn.execute(
-                "SELECT installed_version, default_version FROM pg_available_extensions WHERE name = 'vector'"
-            ).fetchone()
-            if row is None:
-                info["pgvector"] = None
-            else:
-                info["pgvector"] = row[0] or f"{row[1]} (available, not yet created in this database)"
-            info["schema_revision"] = migrate.current_revision(conn)
-    info["schema_head"] = migrate.head_revision()
+    info = database_status(dsn)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        print_json(info)
         return
     for key, value in info.items():
         click.echo(f"{key:16} {value if value is not None else '-'}")

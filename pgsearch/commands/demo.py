@@ -176,22 +176,16 @@ def _map_page(conn: psycopg.Connection, dataset: str, root: Path, *, quiet: bool
 def _refuse_foreign_dataset(conn: psycopg.Connection, dataset: str, images: Path) -> None:
     """The demo adds its images to `dataset` only when the dataset is new, or holds nothing but
     images of this demo folder: never into someone's own dataset."""
-    row = conn.execute("SELECT id FROM pgsearch.datasets WHERE name = %s", (dataset,)).fetchone()
-    if row is None:
-        conn.commit()
-        return
-    folder = str(images.absolute()) + os.sep
-    found = conn.execute(
-        "SELECT count(*), min(coalesce(path, filename)) FROM pgsearch.assets"
-        " WHERE dataset_id = %s AND (path IS NULL OR NOT starts_with(path, %s))",
-        (row[0], folder),
-    ).fetchone()
+    from pgsearch.datasets import assets_outside, find_dataset
+
+    existing = find_dataset(conn, dataset)
+    foreign, example = assets_outside(conn, existing.id, images) if existing is not None else (0, None)
     conn.commit()
-    assert found is not None
-    if found[0]:
+    if foreign:
+        folder = str(images.absolute()) + os.sep
         raise click.ClickException(
-            f"dataset {dataset!r} already exists and holds {found[0]} asset(s) that are not demo images "
-            f"of {folder} (e.g. {found[1]}); the demo does not load into it: "
+            f"dataset {dataset!r} already exists and holds {foreign} asset(s) that are not demo images "
+            f"of {folder} (e.g. {example}); the demo does not load into it: "
             f"pick another name with --dataset (or the --dir an earlier demo used)"
         )
 

@@ -1,6 +1,5 @@
 """`pgsearch duplicates`: exact and near-duplicate groups of a dataset, from the neighbour graph;
-optionally tag all but the kept item of each group. The helpers below (progress, output path,
-run state) are shared with `pgsearch outliers`."""
+optionally tag all but the kept item of each group. run_state is shared with `pgsearch outliers`."""
 
 from __future__ import annotations
 
@@ -9,42 +8,13 @@ import time
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
-from pgsearch.options import curation_options
-from pgsearch.progress import Stages
+from pgsearch.options import curation_options, resolve_output
+from pgsearch.progress import Stages, say_to_stderr
 
 # Measured defaults, repeated from pgsearch.curate.duplicates.THRESHOLDS so that --help does not
 # import numpy (tests/test_duplicates.py checks that they agree).
 HELP_THRESHOLDS = "pixels 0.002, openclip 0.05, timm (DINOv2) 0.05, other models 0.05"
-
-
-def say_to_stderr(quiet: bool, stages: Stages | None = None) -> Any:
-    def say(text: str) -> None:
-        if stages is not None:
-            stages.close()
-        if not quiet:
-            click.echo(text, err=True)
-
-    return say
-
-
-def resolve_output(output_format: str, output: str | None, default_html: str) -> tuple[str, str | None]:
-    """(format, output path): the format follows the -o file's extension unless -f was given;
-    html without -o writes `default_html` and never overwrites it; the path is checked writable
-    before anything runs."""
-    from pgsearch.output import choose_output
-
-    ctx = click.get_current_context()
-    given = ctx.get_parameter_source("output_format") not in (
-        ParameterSource.DEFAULT,
-        ParameterSource.DEFAULT_MAP,
-    )
-    if output is not None and not output.strip():
-        raise click.BadParameter(
-            "must not be empty: give a file name, or - for stdout", param_hint="-o/--output"
-        )
-    return choose_output(output_format, output, format_given=given, default_html=default_html)
 
 
 def run_state(run: Any, params: dict[str, Any], recompute: bool) -> tuple[bool, str]:

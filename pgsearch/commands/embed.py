@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -55,6 +54,7 @@ def embed(
     """
     from pgsearch.db import open_database
     from pgsearch.loader.embed import drop_model, embed_pending
+    from pgsearch.output import embed_text, print_json, print_report
 
     if drop and not model:
         raise click.UsageError("--drop needs --model SPEC (the model whose embeddings to delete)")
@@ -66,7 +66,7 @@ def embed(
             dropped = drop_model(conn, dataset, model)
             result: dict[str, object] = {"dataset": dataset, "model": model, "dropped": dropped}
             if as_json:
-                click.echo(json.dumps(result, indent=2))
+                print_json(result)
             elif not quiet:
                 click.echo(f"dropped the embeddings of {model} in {dataset} ({', '.join(dropped)})")
             return
@@ -80,13 +80,5 @@ def embed(
             workers=workers,
             progress=not quiet and not as_json and sys.stderr.isatty(),
         )
-    if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
-    elif not quiet:
-        for m in summary.models:
-            click.echo(
-                f"{m['model']}: assets {m['assets_done']} embedded, {m['assets_failed']} failed; "
-                f"shapes {m['shapes_done']} embedded, {m['shapes_failed']} failed"
-            )
-            for f in m["failed"][:20]:
-                click.echo(f"  {f['filename']}: {f['reason']}")
+    if as_json or not quiet:
+        print_report(summary.to_dict(), as_json, embed_text)

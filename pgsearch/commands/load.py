@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from typing import Any
 
 import click
 
-from pgsearch.options import dsn_option, json_option
+from pgsearch.options import LazyHelpOption, dsn_option, json_option
 
-DEFAULT_MODEL = "openclip:ViT-B-16:datacomp_xl_s13b_b90k"  # same as pgsearch.loader.models.DEFAULT_MODEL
+
+def __getattr__(name: str) -> Any:
+    # pgsearch.commands.load.DEFAULT_MODEL, still: the loader's, read when asked for, because
+    # pgsearch.loader.models imports numpy and PIL, which `pgsearch --help` should not pay for.
+    if name == "DEFAULT_MODEL":
+        return _default_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _default_model() -> str:
+    from pgsearch.loader.models import DEFAULT_MODEL
+
+    return str(DEFAULT_MODEL)
 
 
 @click.command()
@@ -46,8 +58,11 @@ DEFAULT_MODEL = "openclip:ViT-B-16:datacomp_xl_s13b_b90k"  # same as pgsearch.lo
 @click.option(
     "--model",
     metavar="SPEC",
-    help="Embedding model: openclip:ARCH[:PRETRAINED|:FILE|:random], timm:NAME, or pixels. "
-    f"Default: the dataset's model, else {DEFAULT_MODEL}.",
+    cls=LazyHelpOption,
+    help_text=lambda: (
+        "Embedding model: openclip:ARCH[:PRETRAINED|:FILE|:random], timm:NAME, or pixels. "
+        f"Default: the dataset's model, else {_default_model()}."
+    ),
 )
 @click.option(
     "--embed/--no-embed",
@@ -129,6 +144,7 @@ def load(
     """
     from pgsearch.db import open_database
     from pgsearch.loader.pipeline import LoadOptions, load_folder
+    from pgsearch.output import load_text, print_report
 
     if annotations and not fmt:
         raise click.UsageError("--annotations needs --format coco|yolo|voc")
@@ -154,34 +170,5 @@ def load(
     )
     with open_database(dsn) as conn:
         summary = load_folder(conn, options)
-    if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
-    elif not quiet:
-        click.echo(format_summary(summary.to_dict()))
-
-
-def format_summary(d: dict) -> str:  # type: ignore[type-arg]
-    a, s, e = d["assets"], d["shapes"], d["embeddings"]
-    lines = [
-        f"dataset {d['dataset']}: {d['files']} files in {d['seconds']:.1f} s ({d['images_per_second']:.1f} images/s)"
-        + (f", model {d['model']}" if d["model"] else ", no embeddings"),
-        f"  assets: {a['new']} new, {a['updated']} updated, {a['unchanged']} unchanged, {a['failed']} failed",
-        f"  shapes: {s['inserted']} inserted, {s['deleted']} replaced, {s['failed']} not embedded, "
-        f"{s['skipped']} skipped",
-        f"  embeddings: {e['assets']} assets, {e['shapes']} shapes",
-    ]
-    if d["index_built"]:
-        lines.append(f"  HNSW index built on {', '.join(d['index_built'])}")
-    if d["failed"]:
-        lines.append(f"  failed files ({a['failed']}):")
-        lines.extend(f"    {f['filename']}: {f['reason']}" for f in d["failed"][:20])
-        if len(d["failed"]) > 20:
-            lines.append(f"    ... and {len(d['failed']) - 20} more (--json lists them)")
-    if d["dropped_annotations"]:
-        lines.append(f"  dropped annotation entries ({len(d['dropped_annotations'])}):")
-        lines.extend(f"    {p}" for p in d["dropped_annotations"][:20])
-        if len(d["dropped_annotations"]) > 20:
-            lines.append(f"    ... and {len(d['dropped_annotations']) - 20} more (--json lists them)")
-    for model, n in d["pending_other_models"].items():
-        lines.append(f"  {n} items wait for model {model}: run `pgsearch embed --dataset {d['dataset']}`")
-    return "\n".join(lines)
+    if as_json or not quiet:
+        print_report(summary.to_dict(), as_json, load_text)

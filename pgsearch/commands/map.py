@@ -11,6 +11,7 @@ import click
 
 from pgsearch.curate import projection as defaults
 from pgsearch.options import dsn_option, output_format_option
+from pgsearch.output import SUMMARY_FORMATS
 from pgsearch.progress import Stages
 
 
@@ -100,7 +101,7 @@ def _output_path(value: str | None, suffix: str, option: str) -> Path | None:
 )
 @click.option("--list", "list_runs", is_flag=True, help="List the stored runs (of --dataset, or all).")
 @click.option("--drop", "drop", type=int, metavar="RUN", help="Delete run RUN of --dataset.")
-@output_format_option("table", "json", help="Summary as text or JSON.")
+@output_format_option(*SUMMARY_FORMATS, help="Summary as text or JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @dsn_option
 def map_command(

@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from pgsearch.commands.duplicates import resolve_output, say_to_stderr
-from pgsearch.options import curation_options
-from pgsearch.progress import Stages
+from pgsearch.options import curation_options, resolve_output
+from pgsearch.progress import Stages, say_to_stderr
 
 # pgsearch.curate.mislabels.DEFAULT_THRESHOLD, repeated so that --help does not import numpy
 # (tests/test_mislabels.py checks that they agree).
@@ -91,6 +90,7 @@ def mislabels(
     """
     from pgsearch.curate import mislabels as ml
     from pgsearch.db import open_database
+    from pgsearch.items import item_details
     from pgsearch.output import emit
 
     output_format, output = resolve_output(output_format, output, DEFAULT_HTML)
@@ -157,25 +157,6 @@ def _summary(dataset: str, run: Any) -> str:
     else:
         tail = f"recomputed ({run.reason}) in {run.seconds:.1f} s, run {run.run_id}"
     return "; ".join(parts) + "; " + tail
-
-
-def item_details(conn: Any, target: str, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Display fields of the given assets or shapes, by id (one query)."""
-    from psycopg.rows import dict_row
-
-    if not ids:
-        return {}
-    if target == "asset":
-        statement = "SELECT a.id, a.filename, a.path, a.width, a.height FROM pgsearch.assets AS a WHERE a.id = ANY(%s)"
-    else:
-        statement = (
-            "SELECT s.id, s.asset_id, a.filename, a.path, a.width, a.height, s.kind, s.bbox_x, s.bbox_y,"
-            " s.bbox_width, s.bbox_height FROM pgsearch.shapes AS s JOIN pgsearch.assets AS a ON a.id = s.asset_id"
-            " WHERE s.id = ANY(%s)"
-        )
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(statement, (sorted(set(ids)),))
-        return {int(r["id"]): r for r in cur.fetchall()}
 
 
 def _row(flagged: Any, details: dict[int, dict[str, Any]], target: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from pgsearch.options import dataset_option, dsn_option, output_format_option
+from pgsearch.output import SUMMARY_FORMATS
 from pgsearch.progress import Stages
 
 
@@ -34,7 +35,7 @@ from pgsearch.progress import Stages
     help="How a build computes it: exact (every pair), ivf (k-means lists, exact distances inside "
     "the probed ones, tuned to recall 0.99), auto (exact below 20,000 items).",
 )
-@output_format_option("table", "json", help="Output format of the summary.")
+@output_format_option(*SUMMARY_FORMATS, help="Output format of the summary.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, and no summary unless --format json.")
 @dsn_option
 def neighbors(

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from pgsearch.commands.duplicates import resolve_output, run_state, say_to_stderr
-from pgsearch.options import curation_options
-from pgsearch.progress import Stages
+from pgsearch.commands.duplicates import run_state
+from pgsearch.options import curation_options, resolve_output
+from pgsearch.progress import Stages, say_to_stderr
 
 ASSET_TABLE = (
     "rank",

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.core import ParameterSource
 
 from pgsearch.options import (
     MAX_LIMIT,
     QueryCommand,
-    check_model,
     dataset_option,
     dsn_option,
     limit_option,
     offset_option,
+    option_given,
     output_format_option,
     search_options,
 )
-from pgsearch.output import choose_output, emit, write_text
+from pgsearch.output import ROW_FORMATS, choose_output, emit, write_text
+
+if TYPE_CHECKING:
+    from pgsearch.api import Client, Result, SearchRequest
 
 DEFAULT_HTML = "pgsearch-results.html"
 
@@ -43,10 +45,7 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
 @limit_option
 @offset_option
 @output_format_option(
-    "table",
-    "json",
-    "csv",
-    "html",
+    *ROW_FORMATS,
     help="Output format. Default: from the -o file's extension (.html, .json, .csv), else table. "
     "In csv, a text cell starting with =, +, -, @, tab or CR gets a leading ' so spreadsheets do not "
     "run it as a formula. In table, control and bidi characters show escaped (\\n, \\x1b, \\u202e).",
@@ -125,10 +124,7 @@ def query(
     from pgsearch.api import SearchRequest, connect
 
     ctx = click.get_current_context()
-    format_given = ctx.get_parameter_source("output_format") not in (
-        ParameterSource.DEFAULT,
-        ParameterSource.DEFAULT_MAP,
-    )
+    format_given = option_given(ctx, "output_format")
     group = add_to_group if add_to_group is not None else remove_from_group
     if add_to_group is not None and remove_from_group is not None:
         raise click.UsageError("--add-to-group and --remove-from-group exclude each other")
@@ -168,7 +164,8 @@ def query(
         offset=offset,
     )
     with connect(dsn) as client:
-        check_model(client.catalog(dataset), request.target, model)
+        if model is not None:  # a typo there would otherwise be ignored when nothing is ordered
+            client.space(dataset, target=request.target, model=model)
         if show_sql:
             write_text(client.compile(request).inline().rstrip().rstrip(";") + ";\n", output)
             return
@@ -182,7 +179,7 @@ def query(
     emit(list(rows), columns, request.target, output_format, output, title=_title(request))
 
 
-def _change_group(client: Any, request: Any, rows: list[dict[str, Any]], group: str, *, add: bool) -> None:
+def _change_group(client: Client, request: SearchRequest, rows: Result, group: str, *, add: bool) -> None:
     """Adds the assets of `rows` to `group` (or removes them), says what happened, and updates
     the rows' groups so that what is printed next shows the state after the change."""
     ids = sorted({row["asset_id"] if request.target == "shape" else row["id"] for row in rows})
@@ -190,7 +187,7 @@ def _change_group(client: Any, request: Any, rows: list[dict[str, Any]], group: 
         changed = client.add_to_group(request.dataset, ids, group)
         click.echo(f"added {changed} of the {len(ids)} assets found to group {group!r}", err=True)
     else:
-        if not _group_exists(client, request.dataset, group):
+        if not client.has_group(request.dataset, group):
             click.echo(
                 f"no asset of dataset {request.dataset!r} is in group {group!r}; nothing removed"
                 f"{_close_groups(client, request.dataset, group)}",
@@ -200,7 +197,7 @@ def _change_group(client: Any, request: Any, rows: list[dict[str, Any]], group: 
         changed = client.remove_from_group(request.dataset, ids, group)
         click.echo(f"removed {changed} of the {len(ids)} assets found from group {group!r}", err=True)
     if len(rows) == request.limit:
-        total, capped = _count_matching_assets(client, request)
+        total, capped = client.count_assets(request)
         if total > len(ids):
             click.echo(
                 f"{'at least ' if capped else ''}{total} assets match; only those of rows "
@@ -217,62 +214,18 @@ def _change_group(client: Any, request: Any, rows: list[dict[str, Any]], group: 
                 row["groups"] = [g for g in groups if g != group]
 
 
-def _count_matching_assets(client: Any, request: Any) -> tuple[int, bool]:
-    """How many assets the filter matches (up to MAX_LIMIT rows), ignoring limit and offset."""
-    from psycopg import sql
-
-    counting = dataclasses.replace(
-        request,
-        similar_to=None,
-        similar_to_file=None,
-        similar_to_shape=None,
-        text=None,
-        dissimilar=False,
-        shapes=request.target == "shape",
-        limit=MAX_LIMIT,
-        offset=0,
-    )
-    compiled = client.compile(counting)
-    key = "asset_id" if request.target == "shape" else "id"
-    statement = sql.SQL("SELECT count(*), count(DISTINCT {}) FROM ({}) AS matches").format(
-        sql.Identifier(key), sql.SQL(compiled.sql)
-    )
-    found = client.conn.execute(statement, compiled.params).fetchone()
-    client.conn.commit()
-    return int(found[1]), int(found[0]) >= MAX_LIMIT
-
-
-def _group_exists(client: Any, dataset: str, group: str) -> bool:
-    catalog = client.catalog(dataset)
-    found = client.conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pgsearch.assets WHERE dataset_id = %s AND %s = ANY(groups))",
-        (catalog.dataset_id, group),
-    ).fetchone()
-    client.conn.commit()
-    return bool(found[0])
-
-
-def _close_groups(client: Any, dataset: str, group: str) -> str:
+def _close_groups(client: Client, dataset: str, group: str) -> str:
     import difflib
 
-    catalog = client.catalog(dataset)
-    names = [
-        r[0]
-        for r in client.conn.execute(
-            "SELECT DISTINCT g FROM pgsearch.assets, unnest(groups) AS g WHERE dataset_id = %s LIMIT 1000",
-            (catalog.dataset_id,),
-        )
-    ]
-    client.conn.commit()
-    close = difflib.get_close_matches(group, names, n=3)
+    close = difflib.get_close_matches(group, client.group_names(dataset), n=3)
     return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
 
 
-def _as_kwargs(request: Any) -> dict[str, Any]:
+def _as_kwargs(request: SearchRequest) -> dict[str, Any]:
     return dataclasses.asdict(request)
 
 
-def _title(request: Any) -> str:
+def _title(request: SearchRequest) -> str:
     parts = [f"dataset {request.dataset}"]
     if request.query:
         parts.append(request.query)

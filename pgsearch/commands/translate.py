@@ -6,7 +6,6 @@ import click
 
 from pgsearch.options import (
     QueryCommand,
-    check_model,
     dataset_option,
     dsn_option,
     limit_option,
@@ -69,6 +68,7 @@ def translate(
         offset=offset,
     )
     with connect(dsn) as client:
-        check_model(client.catalog(dataset), request.target, model)
+        if model is not None:  # checked also when nothing is ordered by similarity
+            client.space(dataset, target=request.target, model=model)
         compiled = client.compile(request)
     click.echo(compiled.inline().rstrip().rstrip(";") + ";")

@@ -1,11 +1,12 @@
 """Which embedding space a curation command works on: (dataset, target, model) -> one Space, or an
-error that says what to run."""
+error that says what to run. The choice itself is pgsearch.datasets.choose_space, the same rule
+searches follow; this module adds what only curation needs (the loader's Space, shape hints)."""
 
 from __future__ import annotations
 
 import psycopg
 
-from pgsearch.datasets import get_dataset
+from pgsearch.datasets import choose_space, get_dataset
 from pgsearch.errors import PgsearchError
 from pgsearch.loader.spaces import Space, dataset_spaces
 
@@ -15,32 +16,22 @@ class CurationError(PgsearchError):
 
 
 def resolve_space(conn: psycopg.Connection, dataset: str, target: str, model: str | None) -> Space:
-    """The dataset's space for `target` ("asset" or "shape") and `model` (None: the only one)."""
+    """The dataset's space for `target` ("asset" or "shape") and `model` (None: the only one),
+    chosen by the rule every search follows (pgsearch.datasets.choose_space)."""
     ds = get_dataset(conn, dataset)
     spaces = dataset_spaces(conn, ds.id, target=target)
-    flag = " --shapes" if target == "shape" else ""
     if not spaces and target == "shape":
         raise _no_shape_space(conn, dataset, ds.id, model)
-    if model is not None:
-        chosen = [s for s in spaces if s.model == model]
-        if not chosen:
-            have = ", ".join(sorted(s.model for s in spaces)) or "none"
-            raise CurationError(
-                f"dataset {dataset!r} has no {target} embeddings of model {model!r}; it has: {have}"
-            )
-        return chosen[0]
-    if not spaces:
-        raise CurationError(
-            f"dataset {dataset!r} has no {target} embeddings yet; run "
-            f"`pgsearch embed --dataset {dataset}` first (or load it with a --model)"
-        )
-    if len(spaces) > 1:
-        models = ", ".join(sorted(s.model for s in spaces))
-        raise CurationError(
-            f"dataset {dataset!r} has {target} embeddings of several models ({models}); "
-            f"name one with --model{flag}"
-        )
-    return spaces[0]
+    flag = " --shapes" if target == "shape" else ""
+    return choose_space(
+        spaces,
+        dataset=dataset,
+        target=target,
+        model=model,
+        error=CurationError,
+        to_embed=" first (or load it with a --model)",
+        name_one=f"--model{flag}",
+    )
 
 
 def _no_shape_space(
