@@ -85,13 +85,15 @@ def check_server(conn: psycopg.Connection, label: str) -> None:
 
 
 def upgrade(t: Target) -> tuple[str | None, str]:
-    """Brings the schema to head; returns (revision before, revision after). Idempotent."""
+    """Brings the schema to head and the views, functions and triggers to this release's;
+    returns (revision before, revision after). Idempotent, and one query when nothing is to do."""
+    head = migrate.head_revision()
     with connect(t.dsn, autocommit=True) as conn:
         check_server(conn, t.label)
-        before = migrate.current_revision(conn)
-        if before != migrate.head_revision():
+        before = migrate.schema_state(conn)
+        if before.revision != head:
             _ensure_vector(conn, t.label)
-    if before != migrate.head_revision():
+    if not migrate.is_current(before):
         try:
             migrate.upgrade(t.dsn)
         except Exception as exc:  # alembic wraps driver errors in SQLAlchemy's
@@ -99,12 +101,12 @@ def upgrade(t: Target) -> tuple[str | None, str]:
             if isinstance(orig, psycopg.Error):
                 raise SchemaError(f"upgrading {t.label} failed: {_first_line(orig)}") from None
             raise
-        if before is not None:
-            # Migrations rewrite rows and fill tables (0005: group_members) inside a transaction,
-            # where VACUUM cannot run: the visibility map that index-only scans need comes now.
+        if before.revision is not None and before.revision != head:
+            # Migrations rewrite rows and fill tables inside a transaction, where VACUUM cannot
+            # run: the visibility map that index-only scans need comes now.
             with connect(t.dsn, autocommit=True) as conn:
                 conn.execute("VACUUM (ANALYZE) pgsearch.assets, pgsearch.group_members")
-    return before, migrate.head_revision()
+    return before.revision, head
 
 
 def _ensure_vector(conn: psycopg.Connection, label: str) -> None:
@@ -132,13 +134,19 @@ def open_database(
     if t.embedded:
         upgrade(t)
     conn = connect(t.dsn, autocommit=autocommit, options=options)
-    current = migrate.current_revision(conn)
+    state = migrate.schema_state(conn)
     head = migrate.head_revision()
-    if current != head:
+    if not migrate.is_current(state):
         conn.close()
         where = " with the same --dsn" if not t.embedded else ""
-        state = "has no pgsearch schema" if current is None else f"is at schema revision {current}"
-        raise SchemaError(f"{t.label} {state}; this pgsearch needs {head}: run `pgsearch db upgrade`{where}")
+        if state.revision is None:
+            behind = "has no pgsearch schema"
+        elif state.revision != head:
+            behind = f"is at schema revision {state.revision}"
+        else:
+            # The tables are current; the views and functions are another release's.
+            behind = "has the views and functions of another pgsearch version"
+        raise SchemaError(f"{t.label} {behind}; this pgsearch needs {head}: run `pgsearch db upgrade`{where}")
     if not autocommit:
         conn.commit()
     return conn

@@ -16,7 +16,8 @@ from psycopg import sql
 from pgsearch.errors import ConfigError
 
 # The search functions a reader may call. They run as their owner (SECURITY DEFINER, see
-# sql/views.sql), so a reader needs no privilege on the tables or embedding partitions behind them.
+# sql/functions/similar_assets.sql), so a reader needs no privilege on the tables or embedding
+# partitions behind them. `pgsearch db upgrade` gives back grants on objects it re-creates.
 READER_FUNCTIONS = (
     "similar_assets",
     "dissimilar_assets",

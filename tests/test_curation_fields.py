@@ -6,7 +6,6 @@ never ran is an error naming the command, and migration 0007 goes down to 0006 a
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,6 @@ from translator_reference import (
     write_curation_results,
 )
 
-from pgsearch import migrate
 from pgsearch.catalog import load_catalog
 from pgsearch.cli import cli
 from pgsearch.curate.results import write_results
@@ -428,45 +426,3 @@ def _view_state(conn: psycopg.Connection) -> list[Any]:
             WHERE c.relnamespace = 'pgsearch'::regnamespace AND c.relkind = 'v'
             ORDER BY c.relname"""
     ).fetchall()
-
-
-def test_downgrade_to_0006_restores_its_views_and_upgrade_returns(empty_dsn: str, server_url: str) -> None:
-    role = f"reader_{uuid.uuid4().hex[:8]}"
-    migrate.upgrade(empty_dsn, "0006")
-    try:
-        with psycopg.connect(empty_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            conn.execute(
-                sql.SQL("GRANT SELECT ON pgsearch.v_assets, pgsearch.v_shapes TO {}").format(
-                    sql.Identifier(role)
-                )
-            )
-            at_0006 = _view_state(conn)
-        migrate.upgrade(empty_dsn)
-        with psycopg.connect(empty_dsn, autocommit=True) as conn:
-            at_head = _view_state(conn)
-            assert {v[0] for v in at_head} - {v[0] for v in at_0006} == {
-                "v_curation_runs",
-                "v_duplicate_groups",
-                "v_mislabels",
-            }
-            heads = {v[0]: v for v in at_head}
-            for view in at_0006:
-                if view[0] in ("v_assets", "v_shapes"):
-                    # CREATE OR REPLACE: grants and comments stay, the 0006 columns lead unchanged.
-                    assert heads[view[0]][3] == view[3] and heads[view[0]][2] == view[2]
-                    assert heads[view[0]][4][: len(view[4])] == view[4]
-                else:
-                    assert heads[view[0]] == view
-        migrate.downgrade(empty_dsn, "0006")
-        with psycopg.connect(empty_dsn, autocommit=True) as conn:
-            assert migrate.current_revision(conn) == "0006"
-            assert _view_state(conn) == at_0006
-        migrate.upgrade(empty_dsn)
-        with psycopg.connect(empty_dsn, autocommit=True) as conn:
-            assert _view_state(conn) == at_head
-    finally:
-        with psycopg.connect(empty_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

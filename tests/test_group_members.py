@@ -1,7 +1,7 @@
 """pgsearch.group_members (sql/covering.sql) stays equal to what assets.groups and assets.sketches
 say, whatever is done to the assets: COPY, group edits (duplicates and NULLs included), status
 edits, vector writes that change the sketches, moves between datasets, deletes, TRUNCATE; and a
-database migrated from 0004 gets its existing memberships."""
+"""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pgvector import HalfVector
-from psycopg import sql
-
-from pgsearch import db as database
-from pgsearch import migrate
 
 NAMES = ["g1", "G1", "a b", "", "é", None]
 DIM = 8
@@ -129,29 +125,6 @@ def test_members_follow_the_assets(conn: psycopg.Connection, operations: list[tu
                 conn.execute("DELETE FROM pgsearch.assets WHERE id = %s", (asset,))
         assert _actual(conn) == _expected(conn), op
     conn.commit()
-
-
-def test_migration_fills_members_of_existing_assets(empty_dsn: str) -> None:
-    migrate.upgrade(empty_dsn, "0004")
-    with database.connect(empty_dsn) as conn:
-        dataset = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('d') RETURNING id").fetchone()[0]
-        conn.execute(
-            "INSERT INTO pgsearch.assets (dataset_id, filename, groups) VALUES (%s, 'a.jpg', '{x,y,x}'),"
-            " (%s, 'b.jpg', '{}'), (%s, 'c.jpg', '{y}')",
-            (dataset, dataset, dataset),
-        )
-        conn.commit()
-    migrate.upgrade(empty_dsn)
-    with database.connect(empty_dsn) as conn:
-        assert _actual(conn) == _expected(conn)
-        assert [r[0] for r in conn.execute("SELECT name FROM pgsearch.group_members ORDER BY name")] == [
-            "x",
-            "y",
-            "y",
-        ]
-    migrate.downgrade(empty_dsn, "0004")
-    with database.connect(empty_dsn) as conn:
-        assert conn.execute(sql.SQL("SELECT to_regclass('pgsearch.group_members')")).fetchone() == (None,)
 
 
 def test_refresh_repairs_writes_that_bypassed_the_triggers(conn: psycopg.Connection) -> None:

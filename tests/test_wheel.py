@@ -46,10 +46,11 @@ def test_wheel_carries_sql_and_migrations(wheel: Path) -> None:
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert "pgsearch/sql/schema_v1.sql" in names
+    assert "pgsearch/sql/views/v_assets.sql" in names
+    assert "pgsearch/sql/functions/nearest_in_space.sql" in names
     assert "pgsearch/migrations/env.py" in names
     assert "pgsearch/migrations/script.py.mako" in names
-    assert any(n.startswith("pgsearch/migrations/versions/0001") for n in names)
+    assert any(n.startswith("pgsearch/migrations/versions/0007") for n in names)
     assert any(n.startswith("pgsearch/translator/") for n in names)
     assert any(n.startswith("pgsearch/loader/") for n in names)
     # nothing lands at the top level of site-packages but pgsearch itself

@@ -1,17 +1,6 @@
--- Reverses sketches.sql (migration 0003): the sketch triggers, functions and columns, and
--- ensure_embedding_space as schema_v1.sql defines it.
-DO $$
-DECLARE
-    v_table text;
-BEGIN
-    FOR v_table IN SELECT table_name FROM pgsearch.embedding_spaces WHERE target = 'asset'
-                   UNION ALL SELECT 'asset_embeddings' LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS sketch_insert ON pgsearch.%I', v_table);
-        EXECUTE format('DROP TRIGGER IF EXISTS sketch_update ON pgsearch.%I', v_table);
-        EXECUTE format('DROP TRIGGER IF EXISTS sketch_delete ON pgsearch.%I', v_table);
-    END LOOP;
-END $$;
-
+-- Creates (or returns) the space for (dataset, model, target) and its partition of
+-- asset_embeddings or shape_embeddings; a new asset partition gets the sketch triggers
+-- (sql/triggers/asset_embeddings_sketch.sql).
 CREATE OR REPLACE FUNCTION pgsearch.ensure_embedding_space(p_dataset_id bigint, p_model_id bigint, p_target text)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -33,10 +22,12 @@ BEGIN
     UPDATE pgsearch.embedding_spaces SET table_name = v_name WHERE id = v_id;
     EXECUTE format('CREATE TABLE pgsearch.%I PARTITION OF pgsearch.%I FOR VALUES IN (%s)',
                    v_name, p_target || '_embeddings', v_id);
+    IF p_target = 'asset' THEN
+        PERFORM pgsearch.add_sketch_triggers(v_name);
+    END IF;
     RETURN v_id;
 END $$;
 
-DROP FUNCTION IF EXISTS pgsearch.refresh_asset_sketches(bigint), pgsearch.add_sketch_triggers(text),
-    pgsearch.asset_embeddings_sketch();
-ALTER TABLE pgsearch.embedding_spaces DROP COLUMN IF EXISTS sketch_center;
-ALTER TABLE pgsearch.assets DROP COLUMN IF EXISTS sketches;
+COMMENT ON FUNCTION pgsearch.ensure_embedding_space(bigint, bigint, text) IS
+    'The embedding space id of (dataset, model, target), created with its partition '
+    '(asset_embeddings_<id> or shape_embeddings_<id>) when missing.';
