@@ -52,7 +52,7 @@ from pgsearch.translator import (  # noqa: E402
     VectorSource,
     compile_query,
 )
-from pgsearch.translator.statement import RERANK_BITS, RERANK_FACTOR, RERANK_MIN  # noqa: E402
+from pgsearch.translator.paths import RERANK_BITS, RERANK_FACTOR, RERANK_MIN  # noqa: E402
 
 DIM = 512
 DATASET = "bench"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pgsearch.translator import Catalog, EmbeddingSpace, FieldColumn, Similarity, VectorSource, compile_query
-from pgsearch.translator.statement import COVERED_EXACT_SHARE, EXACT_SHARE
+from pgsearch.translator.paths import COVERED_EXACT_SHARE, EXACT_SHARE
 
 WIDE = EmbeddingSpace(id=3, model="m", target="asset", dim=512, table="asset_embeddings_3")
 NARROW = EmbeddingSpace(id=4, model="n", target="asset", dim=64, table="asset_embeddings_4")

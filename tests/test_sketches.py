@@ -1,7 +1,6 @@
 """Asset sketches (sql/sketches.sql): the triggers keep assets.sketches[space] equal to the sign
 bits of (vector - the space's centre) through COPY into a partition, INSERT through the parent,
-UPDATE and DELETE; refresh_asset_sketches repairs writes that bypassed them; a database migrated
-from 0002 gets its existing vectors sketched. And the exact path that pre-ranks by sketch: exactly
+UPDATE and DELETE; refresh_asset_sketches repairs writes that bypassed them. And the exact path that pre-ranks by sketch: exactly
 k rows, recall >= 0.95 against numpy, exact answers when the space has no centre."""
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ import pytest
 from pgvector import HalfVector
 from psycopg import sql
 
-from pgsearch import db as database
-from pgsearch import migrate
 from pgsearch.translator import Catalog, EmbeddingSpace, Similarity, VectorSource, compile_query
-from pgsearch.translator.statement import RERANK_BITS, rerank_count
+from pgsearch.translator.paths import RERANK_BITS, rerank_count
 
 
 def _space(conn: psycopg.Connection, dim: int, n: int) -> tuple[int, int, str, list[int]]:
@@ -121,28 +118,6 @@ def test_triggers_keep_sketches(conn: psycopg.Connection) -> None:
     assert _sketches(conn, space, ids[3:5]) == _bits(np.stack([first[3] * -2] * 2), centre)
 
 
-def test_migration_sketches_existing_vectors(dsn: str) -> None:
-    migrate.downgrade(dsn, "0002")
-    rng = np.random.default_rng(2)
-    vectors = rng.normal(size=(5, 8)).astype(np.float32)
-    with database.connect(dsn) as conn:
-        _, space, table, ids = _space(conn, 8, 5)
-        _copy(conn, table, space, ids, vectors)
-        conn.commit()
-    migrate.upgrade(dsn)
-    with database.connect(dsn) as conn:
-        centre = _centre(conn, space)
-        assert centre is not None
-        assert np.allclose(centre, vectors.astype(np.float16).astype(np.float32).mean(axis=0), atol=2e-3)
-        assert _sketches(conn, space, ids) == _bits(vectors, centre)
-        # ... and the partition has its triggers from now on.
-        conn.execute(sql.SQL("DELETE FROM {} WHERE asset_id = %s").format(_t(table)), (ids[0],))
-        assert _sketches(conn, space, ids[:1]) == [None]
-
-
-# -- the exact path that pre-ranks by sketch ------------------------------------------------------
-
-# RERANK_BITS dimensions: the rerank count (1,000 here) stays under the matching rows.
 N, DIM = 4000, RERANK_BITS
 
 

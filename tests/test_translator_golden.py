@@ -37,7 +37,7 @@ ASSET_SPACE = EmbeddingSpace(
 SHAPE_SPACE = EmbeddingSpace(
     id=8, model="openclip:ViT-B-16", target="shape", dim=4, table="shape_embeddings_8"
 )
-# 512 dimensions: the exact path pre-ranks by sketch (translator/statement.py SKETCH_MIN_DIM).
+# 512 dimensions: the exact path pre-ranks by sketch (translator/paths.py SKETCH_MIN_DIM).
 WIDE_SPACE = EmbeddingSpace(
     id=9, model="openclip:ViT-B-32", target="asset", dim=512, table="asset_embeddings_9"
 )

@@ -21,6 +21,10 @@ Sessions that run similarity statements should carry pgsearch.search_settings (l
 `options`, as pgsearch.connect() does) so the HNSW index path returns k rows without falling back
 to the exact path; without them the statement is still exact-k, only slower.
 
+Without sqlglot (cheap to import, for callers that check or lay out before compiling):
+ASSET_COLUMNS / SHAPE_COLUMNS / column_names(target, similarity=...) (the output columns),
+MAX_LIMIT / MAX_OFFSET / check_paging(limit, offset), check_query_vector(vector, dim).
+
 Errors: every user mistake raises a subclass of QueryError (QuerySyntaxError,
 UnknownNameError, QueryTypeError, QueryLimitError) carrying line, column and a caret rendering.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .bounds import MAX_LIMIT, MAX_OFFSET, check_paging, check_query_vector
 from .catalog import (
     AssetSource,
     Catalog,
@@ -41,6 +46,7 @@ from .catalog import (
     Target,
     VectorSource,
 )
+from .columns import ASSET_COLUMNS, SHAPE_COLUMNS, column_names
 from .errors import QueryError, QueryLimitError, QuerySyntaxError, QueryTypeError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -66,6 +72,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ASSET_COLUMNS",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "SHAPE_COLUMNS",
     "MAX_NESTING",
     "MAX_QUERY_LENGTH",
     "SIZE_UNITS",
@@ -84,5 +94,8 @@ __all__ = [
     "Target",
     "UnknownNameError",
     "VectorSource",
+    "check_paging",
+    "check_query_vector",
+    "column_names",
     "compile_query",
 ]

@@ -3,7 +3,6 @@ CompiledQuery it returns."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -11,20 +10,21 @@ from typing import Any
 from sqlglot import exp
 
 from .allow import check_allowed
+from .bounds import MAX_LIMIT as MAX_LIMIT  # importable here too (pgsearch/api.py, tests)
+from .bounds import MAX_OFFSET as MAX_OFFSET
+from .bounds import check_paging, check_query_vector
 from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, VectorSource
-from .covering import Covering, covering
+from .columns import column_names
 from .dialect import PG_DIALECT
-from .errors import QueryLimitError, QueryTypeError
+from .errors import QueryTypeError
 from .fields import join_ids
 from .generate import Params, PredicateGenerator, where_clause
 from .nodes import Kind
 from .parse import parse
+from .paths import choose_path
 from .resolve import Resolver
-from .statement import StatementBuilder, column_names
+from .statement import StatementBuilder
 from .typecheck import TypeChecker
-
-MAX_LIMIT = 100_000
-MAX_OFFSET = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class CompiledQuery:
 
     def route_statement(self) -> str | None:
         """A statement (same params) whose one value says whether this similarity search takes
-        the exact path up front (see statement.py); None when it has no route to take (no
+        the exact path up front (see paths.py); None when it has no route to take (no
         filter, or no similarity ordering)."""
         with_ = self.statement.args.get("with_")
         ctes = {cte.alias: cte.this for cte in with_.expressions} if with_ else {}
@@ -79,38 +79,29 @@ def compile_query(
     """
     if target not in ("asset", "shape"):
         raise QueryTypeError(f"target must be 'asset' or 'shape', not {target!r}")
-    _check_paging(limit, offset)
+    check_paging(limit, offset)
     params = Params()
     runs = join_ids(catalog)
     field_columns = {(f.field, Kind(f.kind)): f.column for f in catalog.field_columns}
     generator = PredicateGenerator(params, runs, field_columns)
+    tree: exp.Expr | None = None
     predicate: exp.Expr | None = None
-    covered: Covering | None = None
     if text is not None:
         tree = parse(text)
         check_allowed(text, tree)
         tree = Resolver(text, catalog, target).resolve(tree)
         tree = TypeChecker(text).check(tree)
-        if target == "asset":
-            covered = covering(tree, field_columns)
         predicate = where_clause(generator.condition(tree))
     builder = StatementBuilder(catalog, target, params)
     if similarity is None:
         statement = builder.plain(predicate, generator.joined, limit, offset)
-        columns = column_names(target)
     else:
         _check_similarity(similarity, target)
-        statement = builder.similar(predicate, generator.joined, similarity, limit, offset, covered)
-        columns = (*column_names(target), "distance")
+        path = choose_path(similarity, limit + offset, tree, field_columns)
+        statement = builder.similar(predicate, generator.joined, similarity, limit, offset, path)
+    columns = column_names(target, similarity=similarity is not None)
     # No defensive copy: the tree is ours alone, and copying it would double the compile time.
     return CompiledQuery(PG_DIALECT.generate(statement, copy=False), params.values, columns, statement)
-
-
-def _check_paging(limit: int, offset: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise QueryLimitError(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise QueryLimitError(f"offset must be a whole number from 0 to {MAX_OFFSET}, not {offset!r}")
 
 
 def _check_similarity(sim: Similarity, target: Target) -> None:
@@ -121,14 +112,7 @@ def _check_similarity(sim: Similarity, target: Target) -> None:
         )
     source = sim.source
     if isinstance(source, VectorSource):
-        if len(source.vector) != space.dim:
-            raise QueryTypeError(
-                f"query vector has {len(source.vector)} dimensions; the space has {space.dim}"
-            )
-        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in source.vector):
-            raise QueryTypeError("query vector values must be finite numbers")
-        if not any(source.vector):
-            raise QueryTypeError("query vector is all zeros: it has no direction to search along")
+        check_query_vector(source.vector, space.dim)
     elif isinstance(source, AssetSource):
         if target != "asset" or (source.asset_id is None) == (source.filename is None):
             raise QueryTypeError("an asset source names an asset by id or by filename, for asset rows")

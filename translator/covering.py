@@ -1,7 +1,7 @@
 """Which filters an index answers alone, handing over each matching asset's id and sketch.
 
-The exact path of a similarity search (statement.py) ranks every matching row by its sketch.
-Read from the asset rows, that is one random heap page per matching row; these filters are
+The exact path of a similarity search (paths.py) ranks every matching row by its sketch. Read
+from the asset rows, that is one random heap page per matching row; these filters are
 answered from consecutive index pages instead (an index-only scan), several times faster:
 
 - `"NAME" in groups`: the primary key of pgsearch.group_members (sql/covering.sql), which the
