@@ -135,7 +135,8 @@ def cli_load(dsn: str, args: list[str]) -> tuple[dict[str, Any], float, dict[str
 def copy_rate(dsn: str, count: int, dim: int = 512) -> tuple[float, float]:
     from pgsearch import db as database
     from pgsearch.datasets import ensure_dataset
-    from pgsearch.loader import writer
+    from pgsearch.loader import vectors, writer
+    from pgsearch.loader.rows import AssetRow
     from pgsearch.loader.spaces import ensure_model, ensure_space
 
     with database.connect(dsn) as conn:
@@ -146,22 +147,22 @@ def copy_rate(dsn: str, count: int, dim: int = 512) -> tuple[float, float]:
         writer.insert_assets(
             conn,
             [
-                [i, dataset.id, f"f{i}.jpg", None, None, None, None, None, None, "none", [], {}, None]
+                AssetRow(i, dataset.id, f"f{i}.jpg", None, None, None, None, None, None, "none", [], {}, None)
                 for i in ids
             ],
         )
         conn.commit()
-        vectors = np.random.default_rng(0).standard_normal((count, dim)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        matrix = np.random.default_rng(0).standard_normal((count, dim)).astype(np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         started = time.perf_counter()
         for start in range(0, count, 10_000):  # the loader's shape: one transaction per batch
-            writer.copy_vectors(
+            vectors.write(
                 conn,
-                "asset",
-                space.table_name,
-                space.id,
-                ids[start : start + 10_000],
-                vectors[start : start + 10_000],
+                space,
+                [
+                    vectors.Embedding(i, 1, v)
+                    for i, v in zip(ids[start : start + 10_000], matrix[start : start + 10_000], strict=True)
+                ],
             )
             conn.commit()
         seconds = time.perf_counter() - started
@@ -172,13 +173,13 @@ def copy_rate(dsn: str, count: int, dim: int = 512) -> tuple[float, float]:
             with conn.cursor().copy(
                 "COPY bench_plain (space_id, asset_id, embedding) FROM STDIN (FORMAT BINARY)"
             ) as cp:
-                cp.write(writer.COPY_HEADER)
+                cp.write(vectors.COPY_HEADER)
                 cp.write(
-                    writer.halfvec_copy_rows(
-                        space.id, np.asarray(ids[start : start + 10_000]), vectors[start : start + 10_000]
+                    vectors.halfvec_copy_rows(
+                        space.id, np.asarray(ids[start : start + 10_000]), matrix[start : start + 10_000]
                     )
                 )
-                cp.write(writer.COPY_TRAILER)
+                cp.write(vectors.COPY_TRAILER)
             conn.commit()
         plain_seconds = time.perf_counter() - plain_started
         conn.execute("DROP TABLE bench_plain")

@@ -12,21 +12,24 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg import sql
 
 from pgsearch.datasets import get_dataset
 from pgsearch.errors import NotFound
-from pgsearch.loader import writer
+from pgsearch.loader import vectors, writer
 from pgsearch.loader.annotations import ShapeSpec
-from pgsearch.loader.engine import Embedded, Engine
+from pgsearch.loader.engine import Embedded, Engine, progress_bar
+from pgsearch.loader.images import ImageFacts
 from pgsearch.loader.models import get_embedder
 from pgsearch.loader.spaces import Space, dataset_models, dataset_spaces, ensure_model, ensure_space
-from pgsearch.loader.work import WorkItem
+from pgsearch.loader.vectors import Embedding
+from pgsearch.loader.work import WorkItem, WorkResult
+
+FAILED_LIST_LIMIT = 1000
 
 # An asset or shape is to do in a space when it has no vector there and no 'failed' state (unless
 # retrying). %(sspace)s is NULL when the model has no shape space for this dataset.
@@ -73,13 +76,15 @@ class EmbedSummary:
 
 @dataclass
 class _Todo:
+    """An asset with something to embed: its image (need_asset) and/or some of its shapes."""
+
     asset_id: int
     path: str | None
     filename: str
-    facts: tuple[Any, ...]  # content_hash, width, height, size, format, load_error
+    facts: ImageFacts  # as stored
     need_asset: bool
-    attempts: int
-    shapes: list[tuple[int, int]]  # (shape id, attempts)
+    attempts: int  # so far, in this model's asset space
+    shapes: list[tuple[int, int]] = field(default_factory=list)  # (shape id, attempts so far)
 
 
 def _params(asset_space: Space, shape_space: Space | None, retry: bool, **extra: Any) -> dict[str, Any]:
@@ -187,7 +192,10 @@ def _embed_model(
             if not rows:
                 conn.commit()
                 return
-            todos = {r[0]: _Todo(r[0], r[1], r[2], tuple(r[3:9]), bool(r[9]), int(r[10]), []) for r in rows}
+            todos: dict[int, _Todo] = {}
+            for aid, path, filename, chash, width, height, size, fmt, error, need_asset, attempts in rows:
+                facts = ImageFacts(chash, size, fmt, width, height, error)
+                todos[aid] = _Todo(aid, path, filename, facts, bool(need_asset), int(attempts))
             specs: dict[int, list[ShapeSpec]] = {aid: [] for aid in todos}
             if shape_space is not None:
                 for sid, aid, kind, bx, by, bw, bh, attempts in conn.execute(
@@ -196,7 +204,7 @@ def _embed_model(
                     todos[aid].shapes.append((sid, int(attempts)))
                     specs[aid].append(ShapeSpec("", kind, (bx, by, bw, bh)))
             conn.commit()
-            after = rows[-1][0]
+            after = max(todos)  # the page is ordered by asset id
             batch = list(todos.values())
             items = [
                 WorkItem(
@@ -210,9 +218,7 @@ def _embed_model(
             ]
             yield batch, items
 
-    from pgsearch.loader.pipeline import _progress
-
-    bar = _progress(total, progress, embedder.name)
+    bar = progress_bar(total, progress, embedder.name)
     engine = Engine(embedder, workers, batch_size)
     try:
         with engine:
@@ -246,79 +252,49 @@ def _write(
     shape_space: Space | None,
     out: dict[str, Any],
 ) -> None:
-    asset_vec_ids: list[int] = []
-    asset_vecs: list[np.ndarray] = []
-    asset_states: list[tuple[int, str, str | None, int]] = []
-    shape_vec_ids: list[int] = []
-    shape_vecs: list[np.ndarray] = []
-    shape_states: list[tuple[int, str, str | None, int]] = []
-    fact_updates: list[tuple[Any, ...]] = []
-    for i, (todo, result) in enumerate(zip(done.tag, done.results, strict=True)):
-        facts = result.facts
-        error = facts.error
-        if error is None:
-            new = (facts.content_hash, facts.width, facts.height, facts.size, facts.format, None)
-            old_hash, old_w, _, _, _, old_error = todo.facts
-            if old_error is not None or old_w is None or old_hash is None:
-                fact_updates.append((*new, todo.asset_id))
-        elif todo.path is not None and todo.facts[5] != error:
-            fact_updates.append((*todo.facts[:5], error, todo.asset_id))
+    """One page, one transaction: what decoding found out about the files, then the vectors
+    and states of the model (vectors.py: the same checks and reasons as `pgsearch load`)."""
+    facts: list[tuple[int, ImageFacts]] = []
+    assets: list[Embedding] = []
+    shapes: list[Embedding] = []
+    for todo, result, asset_vector, crop_vectors in zip(
+        done.tag, done.results, done.asset_vectors, done.crop_vectors, strict=True
+    ):
+        update = _facts_update(todo, result)
+        if update is not None:
+            facts.append((todo.asset_id, update))
+        error = result.facts.error
         if todo.need_asset:
-            vec = done.asset_vectors[i]
-            if error is None and vec is not None and np.all(np.isfinite(vec)) and np.any(vec):
-                asset_vec_ids.append(todo.asset_id)
-                asset_vecs.append(vec)
-                asset_states.append((todo.asset_id, "done", None, todo.attempts + 1))
-                out["assets_done"] += 1
-            else:
-                reason = error or "the model returned a zero or non-finite vector"
-                asset_states.append((todo.asset_id, "failed", reason, todo.attempts + 1))
-                out["assets_failed"] += 1
-                if len(out["failed"]) < 1000:
-                    out["failed"].append({"filename": todo.filename, "reason": reason})
+            embedding = vectors.asset_embedding(todo.asset_id, todo.attempts + 1, asset_vector, error)
+            assets.append(embedding)
+            if embedding.vector is None and len(out["failed"]) < FAILED_LIST_LIMIT:
+                out["failed"].append({"filename": todo.filename, "reason": embedding.reason})
         for j, (sid, attempts) in enumerate(todo.shapes):
-            vec = done.crop_vectors[i][j] if j < len(done.crop_vectors[i]) else None
-            if error is None and vec is not None and np.all(np.isfinite(vec)):
-                shape_vec_ids.append(sid)
-                shape_vecs.append(vec)
-                shape_states.append((sid, "done", None, attempts + 1))
-                out["shapes_done"] += 1
-            else:
-                crop = result.crops[j] if j < len(result.crops) else None
-                reason = (
-                    f"image could not be decoded: {error}"
-                    if error
-                    else crop
-                    if isinstance(crop, str)
-                    else "no embedding computed"
-                )
-                shape_states.append((sid, "failed", reason, attempts + 1))
-                out["shapes_failed"] += 1
+            vec = crop_vectors[j] if j < len(crop_vectors) else None
+            crop = result.crops[j] if j < len(result.crops) else None
+            shapes.append(vectors.shape_embedding(sid, attempts + 1, vec, error, crop))
     with conn.transaction():
-        if fact_updates:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE pgsearch.assets SET content_hash = %s, width = %s, height = %s, size = %s, format = %s,"
-                    " load_error = %s WHERE id = %s",
-                    fact_updates,
-                )
-        writer.delete_vectors(
-            conn, "asset", asset_space.table_name, asset_space.id, [r[0] for r in asset_states]
-        )
-        if asset_vecs:
-            writer.copy_vectors(
-                conn, "asset", asset_space.table_name, asset_space.id, asset_vec_ids, np.stack(asset_vecs)
-            )
-        writer.write_states(conn, "asset", asset_space.id, asset_states)
-        if shape_space is not None and shape_states:
-            writer.delete_vectors(
-                conn, "shape", shape_space.table_name, shape_space.id, [r[0] for r in shape_states]
-            )
-            if shape_vecs:
-                writer.copy_vectors(
-                    conn, "shape", shape_space.table_name, shape_space.id, shape_vec_ids, np.stack(shape_vecs)
-                )
-            writer.write_states(conn, "shape", shape_space.id, shape_states)
+        writer.update_asset_facts(conn, facts)
+        out["assets_done"] += vectors.write(conn, asset_space, assets)
+        out["assets_failed"] += sum(e.vector is None for e in assets)
+        if shape_space is not None:
+            out["shapes_done"] += vectors.write(conn, shape_space, shapes)
+            out["shapes_failed"] += sum(e.vector is None for e in shapes)
+
+
+def _facts_update(todo: _Todo, result: WorkResult) -> ImageFacts | None:
+    """What the asset row should now say about its file, if that changed: the decoded facts
+    where the row lacks them or recorded an error, or the new reason it cannot be read (the
+    other facts kept; an asset without a path has nothing to read, which is no news)."""
+    new = result.facts
+    old = todo.facts
+    if new.error is None:
+        if old.error is not None or old.width is None or old.content_hash is None:
+            return new
+        return None
+    if todo.path is not None and old.error != new.error:
+        return replace(old, error=new.error)
+    return None
 
 
 # --- status -------------------------------------------------------------------------------------

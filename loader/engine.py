@@ -22,6 +22,7 @@ import numpy as np
 
 from pgsearch.loader.models import Embedder
 from pgsearch.loader.work import WorkItem, WorkResult, process_many
+from pgsearch.progress import NoBar
 
 T = TypeVar("T")
 
@@ -135,3 +136,19 @@ class Engine:
             self.stats.model_seconds += time.perf_counter() - started
             self.stats.images_embedded += len(inputs)
         return Embedded(tag, results, asset_vectors, crop_vectors)
+
+
+def progress_bar(total: int, enabled: bool, model: str | None) -> Any:
+    """The images-per-second bar of `pgsearch load` and `pgsearch embed` (tqdm on stderr)."""
+    if not enabled:
+        return NoBar()
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit="img",
+        desc="load" + (f" [{model}]" if model else ""),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,18 +26,20 @@ from psycopg import sql
 
 from pgsearch.datasets import ensure_dataset, get_dataset
 from pgsearch.errors import NotFound
-from pgsearch.loader import writer
+from pgsearch.loader import vectors, writer
 from pgsearch.loader.annotations import AnnotationSet, FileIndex, ShapeSpec, parse_annotations
 from pgsearch.loader.crops import CONTEXT_PADDING
-from pgsearch.loader.engine import Embedded, Engine
+from pgsearch.loader.engine import Embedded, Engine, progress_bar
 from pgsearch.loader.errors import LoadInputError
 from pgsearch.loader.external import ExternalVectors, read_embeddings
 from pgsearch.loader.images import DEFAULT_MAX_PIXELS
 from pgsearch.loader.metadata import MetadataRow, parse_metadata
 from pgsearch.loader.models import DEFAULT_MODEL, Embedder, get_embedder, parse_spec
+from pgsearch.loader.rows import AssetRow, ShapeRow, columns
 from pgsearch.loader.scan import ScannedFile, scan
 from pgsearch.loader.spaces import Space, dataset_models, dataset_spaces, ensure_model, ensure_space
-from pgsearch.loader.work import WorkItem, WorkResult
+from pgsearch.loader.vectors import Embedding
+from pgsearch.loader.work import WorkItem, WorkResult, same_shapes, settle
 
 FAILED_LIST_LIMIT = 1000
 
@@ -132,37 +134,12 @@ class StoredShape:
 
 @dataclass
 class Existing:
-    id: int
-    content_hash: str | None
-    path: str | None
-    width: int | None
-    height: int | None
-    size: int | None
-    format: str | None
-    status: str
-    groups: list[str]
-    metadata: dict[str, Any]
-    load_error: str | None
+    """A scanned file's asset as stored, with its embedding state in this load's spaces."""
+
+    row: AssetRow
     asset_state: str | None  # 'done' or 'failed' in this load's asset space; None: still to embed
     attempts: int
-    shapes: list[StoredShape]
-
-    def row(self, dataset_id: int, filename: str) -> list[Any]:
-        return [
-            self.id,
-            dataset_id,
-            filename,
-            self.path,
-            self.content_hash,
-            self.width,
-            self.height,
-            self.size,
-            self.format,
-            self.status,
-            self.groups,
-            self.metadata,
-            self.load_error,
-        ]
+    shapes: list[StoredShape] = field(default_factory=list)
 
 
 @dataclass
@@ -174,6 +151,35 @@ class FilePlan:
     groups: list[str]
     metadata: dict[str, Any]
     asset_id: int = 0
+
+
+@dataclass
+class NewShape:
+    """A shape the batch inserts. Its id is reserved once the batch knows how many it needs; its
+    embedding (None for a tag or without a shape space) gets the id then."""
+
+    plan: FilePlan
+    spec: ShapeSpec
+    embedding: Embedding | None
+
+
+@dataclass
+class Batch:
+    """What one batch writes: collected file by file, then written table by table."""
+
+    new_rows: list[AssetRow] = field(default_factory=list)
+    updated_rows: list[AssetRow] = field(default_factory=list)
+    changed_assets: list[int] = field(default_factory=list)  # new image: vectors go in every model
+    reset_shapes: list[int] = field(default_factory=list)  # kept shapes of a new image: likewise
+    deleted_shapes: list[int] = field(default_factory=list)  # replaced by this load's annotations
+    new_shapes: list[NewShape] = field(default_factory=list)
+    asset_embeddings: list[Embedding] = field(default_factory=list)  # this load's model
+    shape_embeddings: list[Embedding] = field(default_factory=list)
+
+
+# How a scanned file relates to its stored asset: no asset yet, the same image (same hash), or
+# another image under the same filename.
+NEW, SAME, CHANGED = "new", "same", "changed"
 
 
 def _state(state: str | None, attempts: int | None, has_vector: bool) -> str | None:
@@ -271,7 +277,7 @@ class Loader:
         self.setup(model_name, annotations)
 
         engine.embedder = self.embedder
-        bar = _progress(len(files), self.o.progress, model_name)
+        bar = progress_bar(len(files), self.o.progress, model_name)
         streaming_started = time.perf_counter()
         try:
             for done in engine.run(self.chunks(files, annotations, metadata)):
@@ -317,8 +323,9 @@ class Loader:
                 if self.o.embed_shapes and self.external is None and self._has_geometric_shapes(annotations):
                     self.shape_space = ensure_space(conn, self.dataset.id, model_id, "shape")
             spaces = dataset_spaces(conn, self.dataset.id)
-            self.all_asset_spaces = [(s.id, s.table_name) for s in spaces if s.target == "asset"]
-            self.all_shape_spaces = [(s.id, s.table_name) for s in spaces if s.target == "shape"]
+            # every model's spaces: a changed image drops its vectors in all of them
+            self.all_asset_spaces = [s for s in spaces if s.target == "asset"]
+            self.all_shape_spaces = [s for s in spaces if s.target == "shape"]
 
     def _has_geometric_shapes(self, annotations: AnnotationSet | None) -> bool:
         if annotations is not None and any(
@@ -346,15 +353,12 @@ class Loader:
             taken: list[FilePlan] = []
             work = 0
             for plan in plans:
-                cost = 1 + (
-                    len(
-                        plan.desired
-                        if plan.desired is not None
-                        else (plan.existing.shapes if plan.existing else [])
-                    )
-                    if self.shape_space
-                    else 0
-                )
+                cost = 1  # the image, plus its crops when shapes are embedded
+                if self.shape_space:
+                    if plan.desired is not None:
+                        cost += len(plan.desired)
+                    elif plan.existing is not None:
+                        cost += len(plan.existing.shapes)
                 if taken and work + cost > budget:
                     break
                 taken.append(plan)
@@ -383,64 +387,19 @@ class Loader:
         return plans
 
     def fetch_existing(self, filenames: list[str]) -> dict[str, Existing]:
+        """The stored assets of these files (by filename) with their shapes and their embedding
+        state in this load's spaces."""
         conn = self.conn
         aspace = self.asset_space.id if self.asset_space else None
         sspace = self.shape_space.id if self.shape_space else None
-        rows = conn.execute(
-            "SELECT a.id, a.filename, a.content_hash, a.path, a.width, a.height, a.size, a.format, a.status,"
-            "       a.groups, a.metadata, a.load_error, st.state, st.attempts,"
-            "       EXISTS (SELECT 1 FROM pgsearch.asset_embeddings e WHERE e.space_id = %s AND e.asset_id = a.id)"
-            "  FROM pgsearch.assets a"
-            "  LEFT JOIN pgsearch.asset_embedding_state st ON st.space_id = %s AND st.asset_id = a.id"
-            " WHERE a.dataset_id = %s AND a.filename = ANY(%s)",
-            (aspace, aspace, self.dataset.id, filenames),
-        ).fetchall()
+        rows = conn.execute(_EXISTING_ASSETS, (aspace, aspace, self.dataset.id, filenames)).fetchall()
         out: dict[str, Existing] = {}
         by_id: dict[int, Existing] = {}
-        for (
-            aid,
-            filename,
-            chash,
-            path,
-            w,
-            h,
-            size,
-            fmt,
-            status,
-            groups,
-            meta,
-            err,
-            state,
-            attempts,
-            has_vec,
-        ) in rows:
-            e = Existing(
-                aid,
-                chash,
-                path,
-                w,
-                h,
-                size,
-                fmt,
-                status,
-                list(groups),
-                dict(meta),
-                err,
-                _state(state, attempts, has_vec),
-                attempts or 0,
-                [],
-            )
-            out[filename] = by_id[aid] = e
+        for *asset, state, attempts, has_vec in rows:
+            e = Existing(AssetRow(*asset), _state(state, attempts, has_vec), attempts or 0)
+            out[e.row.filename] = by_id[e.row.id] = e
         if by_id:
-            shape_rows = conn.execute(
-                "SELECT s.id, s.asset_id, l.name, s.kind, s.bbox_x, s.bbox_y, s.bbox_width, s.bbox_height,"
-                "       s.geometry, s.area, s.attributes, st.state, st.attempts,"
-                "       EXISTS (SELECT 1 FROM pgsearch.shape_embeddings e WHERE e.space_id = %s AND e.shape_id = s.id)"
-                "  FROM pgsearch.shapes s JOIN pgsearch.labels l ON l.id = s.label_id"
-                "  LEFT JOIN pgsearch.shape_embedding_state st ON st.space_id = %s AND st.shape_id = s.id"
-                " WHERE s.asset_id = ANY(%s) ORDER BY s.id",
-                (sspace, sspace, list(by_id)),
-            ).fetchall()
+            shape_rows = conn.execute(_EXISTING_SHAPES, (sspace, sspace, list(by_id))).fetchall()
             for (
                 sid,
                 aid,
@@ -471,10 +430,9 @@ class Loader:
         crop = self.shape_space is not None and self.embedder is not None
         skip = False
         if e is not None:
-            from pgsearch.loader.work import same_shapes, settle
-
+            # A file with the same hash can stop after hashing when nothing else is to do.
             shapes_same = plan.desired is None or same_shapes(
-                settle(plan.desired, e.width, e.height)[0], [s.spec for s in e.shapes]
+                settle(plan.desired, e.row.width, e.row.height)[0], [s.spec for s in e.shapes]
             )
             asset_done = self.asset_space is None or e.asset_state is not None
             shapes_done = self.shape_space is None or all(
@@ -483,7 +441,7 @@ class Loader:
             skip = shapes_same and asset_done and shapes_done
         return WorkItem(
             path=plan.file.path,
-            known_hash=e.content_hash if e else None,
+            known_hash=e.row.content_hash if e else None,
             skip_if_same=skip,
             stored=[s.spec for s in e.shapes] if e else [],
             desired=plan.desired,
@@ -497,192 +455,180 @@ class Loader:
     # --- writing ----------------------------------------------------------------------------
 
     def write(self, done: Embedded[list[FilePlan]]) -> None:
-        """One batch, one transaction."""
-        conn = self.conn
-        s = self.summary
-        new_rows: list[list[Any]] = []
-        updated_rows: list[list[Any]] = []
-        changed_asset_ids: list[int] = []
-        shapes_to_delete: list[int] = []
-        kept_shapes_reset: list[int] = []
-        new_shapes: list[tuple[int, int, ShapeSpec]] = []  # (plan index, crop index, spec) -> id later
-        asset_vecs: list[tuple[int, np.ndarray]] = []
-        asset_states: list[tuple[int, str, str | None, int]] = []
-        shape_jobs: list[
-            tuple[int, int, int | None, int]
-        ] = []  # (plan idx, crop idx, shape id or None, attempts)
-
-        with conn.transaction():
+        """One batch, one transaction: asset rows, shapes, then this model's vectors and states.
+        Committing them together is what makes a killed load resumable (see the module doc)."""
+        batch = Batch()
+        with self.conn.transaction():
             fresh_ids = iter(
-                writer.reserve_ids(conn, "assets", sum(1 for p in done.tag if p.existing is None))
+                writer.reserve_ids(self.conn, "assets", sum(p.existing is None for p in done.tag))
             )
             for i, (plan, result) in enumerate(zip(done.tag, done.results, strict=True)):
-                e = plan.existing
-                facts = result.facts
-                if e is None:
-                    aid = next(fresh_ids)
-                    mode = "new"
-                    s.assets_new += 1
-                elif result.unchanged or (
-                    facts.content_hash is not None and facts.content_hash == e.content_hash
-                ):
-                    aid, mode = e.id, "same"
-                else:
-                    aid, mode = e.id, "changed"
-                    s.assets_updated += 1
-                    changed_asset_ids.append(aid)
-                plan.asset_id = aid
-
-                # the asset row
-                if mode == "same":
-                    assert e is not None
-                    row = e.row(self.dataset.id, plan.file.filename)
-                    row[3] = plan.file.path
-                    _apply_attributes(row, plan)
-                    if row != e.row(self.dataset.id, plan.file.filename):
-                        updated_rows.append(row)
-                        s.assets_updated += 1
-                    else:
-                        s.assets_unchanged += 1
-                else:
-                    row = [
-                        aid,
-                        self.dataset.id,
-                        plan.file.filename,
-                        plan.file.path,
-                        facts.content_hash,
-                        facts.width,
-                        facts.height,
-                        facts.size,
-                        facts.format,
-                        e.status if e else "none",
-                        list(e.groups) if e else [],
-                        dict(e.metadata) if e else {},
-                        facts.error,
-                    ]
-                    _apply_attributes(row, plan)
-                    (new_rows if mode == "new" else updated_rows).append(row)
-                if facts.error and mode != "same":
-                    s.assets_failed += 1
-                    if len(s.failed) < FAILED_LIST_LIMIT:
-                        s.failed.append({"filename": plan.file.filename, "reason": facts.error})
+                mode = self.collect_asset(batch, plan, result, fresh_ids)
                 if result.unchanged:
-                    continue
+                    continue  # stopped after hashing: nothing was decoded, nothing to embed
+                self.collect_shapes(batch, plan, result, mode, done.crop_vectors[i])
+                self.collect_asset_embedding(batch, plan, result, mode, done.asset_vectors[i])
+            self.write_assets(batch)
+            self.write_shapes(batch)
+            self.write_vectors(batch)
 
-                # shapes
-                s.shapes_skipped += result.dropped_shapes
-                stored = e.shapes if e else []
-                if result.new_shapes is not None:
-                    shapes_to_delete.extend(sh.id for sh in stored)
-                    s.shapes_deleted += len(stored)
-                    for j, spec in enumerate(result.new_shapes):
-                        new_shapes.append((i, j, spec))
-                elif mode == "changed":
-                    kept_shapes_reset.extend(sh.id for sh in stored)
+    def collect_asset(
+        self, batch: Batch, plan: FilePlan, result: WorkResult, fresh_ids: Iterator[int]
+    ) -> str:
+        """The file's asset row: new, rewritten for another image, or as stored with this load's
+        path, status, groups and metadata (written only when that changes anything)."""
+        s = self.summary
+        e = plan.existing
+        facts = result.facts
+        if e is not None and (
+            result.unchanged or (facts.content_hash is not None and facts.content_hash == e.row.content_hash)
+        ):
+            plan.asset_id = e.row.id
+            row = _with_attributes(replace(e.row, path=plan.file.path), plan)
+            if row != e.row:
+                batch.updated_rows.append(row)
+                s.assets_updated += 1
+            else:
+                s.assets_unchanged += 1
+            return SAME
+        if e is None:
+            mode, plan.asset_id = NEW, next(fresh_ids)
+            s.assets_new += 1
+        else:
+            mode, plan.asset_id = CHANGED, e.row.id
+            s.assets_updated += 1
+            batch.changed_assets.append(e.row.id)
+        row = AssetRow(
+            id=plan.asset_id,
+            dataset_id=self.dataset.id,
+            filename=plan.file.filename,
+            path=plan.file.path,
+            content_hash=facts.content_hash,
+            width=facts.width,
+            height=facts.height,
+            size=facts.size,
+            format=facts.format,
+            # what a user set on the asset stays with a new image under its filename
+            status=e.row.status if e else "none",
+            groups=list(e.row.groups) if e else [],
+            metadata=dict(e.row.metadata) if e else {},
+            load_error=facts.error,
+        )
+        (batch.new_rows if mode == NEW else batch.updated_rows).append(_with_attributes(row, plan))
+        if facts.error:
+            s.assets_failed += 1
+            if len(s.failed) < FAILED_LIST_LIMIT:
+                s.failed.append({"filename": plan.file.filename, "reason": facts.error})
+        return mode
 
-                # embeddings of this load's model
-                if self.asset_space is not None:
-                    prior = e.asset_state if (e is not None and mode == "same") else None
-                    if prior is None:
-                        attempts = (e.attempts if e is not None and mode == "same" else 0) + 1
-                        vec, reason = self._asset_vector(plan, result, done.asset_vectors[i])
-                        if vec is not None:
-                            asset_vecs.append((aid, vec))
-                            asset_states.append((aid, "done", None, attempts))
-                        else:
-                            asset_states.append((aid, "failed", reason, attempts))
-                if self.shape_space is not None:
-                    if result.new_shapes is not None:
-                        for j, spec in enumerate(result.new_shapes):
-                            if spec.kind != "tag":
-                                shape_jobs.append((i, j, None, 1))
-                    else:
-                        for j, sh in enumerate(stored):
-                            if sh.spec.kind == "tag":
-                                continue
-                            if mode == "changed" or sh.state is None:
-                                attempts = 1 if mode == "changed" else sh.attempts + 1
-                                shape_jobs.append((i, j, sh.id, attempts))
+    def collect_shapes(
+        self,
+        batch: Batch,
+        plan: FilePlan,
+        result: WorkResult,
+        mode: str,
+        crop_vectors: list[np.ndarray | None],
+    ) -> None:
+        """The file's shapes and their embeddings in this load's shape space. The worker decided
+        (result.new_shapes) whether this load's annotations replace the stored shapes; stored
+        shapes that stay are embedded again when the image changed, else only if still pending."""
+        self.summary.shapes_skipped += result.dropped_shapes
+        stored = plan.existing.shapes if plan.existing else []
+        embed = self.shape_space is not None
 
-            # rows
-            writer.insert_assets(conn, new_rows)
-            writer.update_assets(conn, updated_rows)
-            for space_id, table in self.all_asset_spaces:
-                writer.delete_vectors(conn, "asset", table, space_id, changed_asset_ids)
-                writer.delete_states(conn, "asset", space_id, changed_asset_ids)
-            for space_id, table in self.all_shape_spaces:
-                writer.delete_vectors(conn, "shape", table, space_id, kept_shapes_reset)
-                writer.delete_states(conn, "shape", space_id, kept_shapes_reset)
-            writer.delete_shapes(conn, shapes_to_delete, self.all_shape_spaces)
-            shape_ids: dict[tuple[int, int], int] = {}
-            if new_shapes:
-                ids = writer.reserve_ids(conn, "shapes", len(new_shapes))
-                shape_rows = []
-                for sid, (i, j, spec) in zip(ids, new_shapes, strict=True):
-                    shape_ids[(i, j)] = sid
-                    plan = done.tag[i]
-                    bbox = spec.bbox or (None, None, None, None)
-                    shape_rows.append(
-                        [
-                            sid,
-                            self.dataset.id,
-                            plan.asset_id,
-                            self.labels[spec.label],
-                            spec.kind,
-                            *bbox,
-                            spec.geometry,
-                            spec.area,
-                            spec.attributes,
-                        ]
-                    )
-                writer.insert_shapes(conn, shape_rows)
-                s.shapes_inserted += len(shape_rows)
+        def embedding(j: int, shape_id: int, attempts: int) -> Embedding:
+            vec = crop_vectors[j] if j < len(crop_vectors) else None
+            crop = result.crops[j] if j < len(result.crops) else None
+            return vectors.shape_embedding(shape_id, attempts, vec, result.facts.error, crop)
 
-            # vectors and states
-            if self.asset_space is not None:
-                a = self.asset_space
-                ids_ = [aid for aid, _ in asset_vecs]
-                writer.delete_vectors(conn, "asset", a.table_name, a.id, [r[0] for r in asset_states])
-                if asset_vecs:
-                    writer.copy_vectors(
-                        conn, "asset", a.table_name, a.id, ids_, np.stack([v for _, v in asset_vecs])
-                    )
-                writer.write_states(conn, "asset", a.id, asset_states)
-                s.vectors_assets += len(asset_vecs)
-            if self.shape_space is not None and shape_jobs:
-                sp = self.shape_space
-                vec_ids: list[int] = []
-                vecs: list[np.ndarray] = []
-                states: list[tuple[int, str, str | None, int]] = []
-                for i, j, sid, attempts in shape_jobs:
-                    shape_id = sid if sid is not None else shape_ids[(i, j)]
-                    vec = done.crop_vectors[i][j] if j < len(done.crop_vectors[i]) else None
-                    if vec is not None and np.all(np.isfinite(vec)):
-                        vec_ids.append(shape_id)
-                        vecs.append(vec)
-                        states.append((shape_id, "done", None, attempts))
-                    else:
-                        reason = _shape_failure(done.results[i], j)
-                        states.append((shape_id, "failed", reason, attempts))
-                        s.shapes_failed += 1
-                writer.delete_vectors(conn, "shape", sp.table_name, sp.id, [r[0] for r in states])
-                if vecs:
-                    writer.copy_vectors(conn, "shape", sp.table_name, sp.id, vec_ids, np.stack(vecs))
-                writer.write_states(conn, "shape", sp.id, states)
-                s.vectors_shapes += len(vecs)
+        if result.new_shapes is not None:
+            batch.deleted_shapes.extend(sh.id for sh in stored)
+            self.summary.shapes_deleted += len(stored)
+            for j, spec in enumerate(result.new_shapes):
+                new = NewShape(plan, spec, embedding(j, 0, 1) if embed and spec.kind != "tag" else None)
+                batch.new_shapes.append(new)
+                if new.embedding is not None:
+                    batch.shape_embeddings.append(new.embedding)
+            return
+        if mode == CHANGED:
+            batch.reset_shapes.extend(sh.id for sh in stored)
+        if not embed:
+            return
+        for j, sh in enumerate(stored):
+            if sh.spec.kind == "tag":
+                continue
+            if mode == CHANGED:
+                batch.shape_embeddings.append(embedding(j, sh.id, 1))
+            elif sh.state is None:
+                batch.shape_embeddings.append(embedding(j, sh.id, sh.attempts + 1))
 
-    def _asset_vector(
-        self, plan: FilePlan, result: WorkResult, vec: np.ndarray | None
-    ) -> tuple[np.ndarray | None, str | None]:
-        if result.facts.error:
-            return None, result.facts.error
-        if self.external is not None:
-            return self.external.vector(plan.file.filename)
-        if vec is None:
-            return None, "no embedding computed"
-        if not np.all(np.isfinite(vec)) or not np.any(vec):
-            return None, "the model returned a zero or non-finite vector"
-        return vec, None
+    def collect_asset_embedding(
+        self, batch: Batch, plan: FilePlan, result: WorkResult, mode: str, vector: np.ndarray | None
+    ) -> None:
+        """The image's vector in this load's asset space, unless the same image has one there
+        already, or failed there (retrying is `pgsearch embed --retry-failed`)."""
+        if self.asset_space is None:
+            return
+        e = plan.existing if mode == SAME else None
+        if e is not None and e.asset_state is not None:
+            return
+        attempts = (e.attempts if e is not None else 0) + 1
+        error = result.facts.error
+        if self.external is not None and not error:
+            vector, reason = self.external.vector(plan.file.filename)
+            if vector is None:
+                batch.asset_embeddings.append(Embedding(plan.asset_id, attempts, reason=reason))
+                return
+        batch.asset_embeddings.append(vectors.asset_embedding(plan.asset_id, attempts, vector, error))
+
+    def write_assets(self, batch: Batch) -> None:
+        """Asset rows first: shapes and vectors reference them. An asset with a new image loses
+        its vectors in every model, so each model sees it pending again."""
+        writer.insert_assets(self.conn, batch.new_rows)
+        writer.update_assets(self.conn, batch.updated_rows)
+        vectors.forget(self.conn, self.all_asset_spaces, batch.changed_assets)
+
+    def write_shapes(self, batch: Batch) -> None:
+        conn = self.conn
+        vectors.forget(conn, self.all_shape_spaces, batch.reset_shapes)
+        writer.delete_shapes(conn, batch.deleted_shapes, self.all_shape_spaces)
+        if not batch.new_shapes:
+            return
+        rows: list[ShapeRow] = []
+        for sid, new in zip(
+            writer.reserve_ids(conn, "shapes", len(batch.new_shapes)), batch.new_shapes, strict=True
+        ):
+            if new.embedding is not None:
+                new.embedding.item_id = sid
+            spec = new.spec
+            x, y, w, h = spec.bbox or (None, None, None, None)
+            rows.append(
+                ShapeRow(
+                    id=sid,
+                    dataset_id=self.dataset.id,
+                    asset_id=new.plan.asset_id,
+                    label_id=self.labels[spec.label],
+                    kind=spec.kind,
+                    bbox_x=x,
+                    bbox_y=y,
+                    bbox_width=w,
+                    bbox_height=h,
+                    geometry=spec.geometry,
+                    area=spec.area,
+                    attributes=spec.attributes,
+                )
+            )
+        writer.insert_shapes(conn, rows)
+        self.summary.shapes_inserted += len(rows)
+
+    def write_vectors(self, batch: Batch) -> None:
+        """This load's model: vectors and states of what the batch embedded (or failed to)."""
+        s = self.summary
+        if self.asset_space is not None:
+            s.vectors_assets += vectors.write(self.conn, self.asset_space, batch.asset_embeddings)
+        if self.shape_space is not None:
+            s.vectors_shapes += vectors.write(self.conn, self.shape_space, batch.shape_embeddings)
+            s.shapes_failed += sum(e.vector is None for e in batch.shape_embeddings)
 
     def finish(self) -> None:
         conn = self.conn
@@ -718,21 +664,34 @@ class Loader:
         conn.commit()
 
 
-def _shape_failure(result: WorkResult, j: int) -> str:
-    if result.facts.error:
-        return f"image could not be decoded: {result.facts.error}"
-    reason = result.crops[j] if j < len(result.crops) else None
-    return reason if isinstance(reason, str) else "no embedding computed"
+_EXISTING_ASSETS = sql.SQL(
+    "SELECT {}, st.state, st.attempts,"
+    "       EXISTS (SELECT 1 FROM pgsearch.asset_embeddings e WHERE e.space_id = %s AND e.asset_id = a.id)"
+    "  FROM pgsearch.assets a"
+    "  LEFT JOIN pgsearch.asset_embedding_state st ON st.space_id = %s AND st.asset_id = a.id"
+    " WHERE a.dataset_id = %s AND a.filename = ANY(%s)"
+).format(sql.SQL(", ").join(sql.Identifier("a", c) for c in columns(AssetRow)))
+
+_EXISTING_SHAPES = (
+    "SELECT s.id, s.asset_id, l.name, s.kind, s.bbox_x, s.bbox_y, s.bbox_width, s.bbox_height,"
+    "       s.geometry, s.area, s.attributes, st.state, st.attempts,"
+    "       EXISTS (SELECT 1 FROM pgsearch.shape_embeddings e WHERE e.space_id = %s AND e.shape_id = s.id)"
+    "  FROM pgsearch.shapes s JOIN pgsearch.labels l ON l.id = s.label_id"
+    "  LEFT JOIN pgsearch.shape_embedding_state st ON st.space_id = %s AND st.shape_id = s.id"
+    " WHERE s.asset_id = ANY(%s) ORDER BY s.id"
+)
 
 
-def _apply_attributes(row: list[Any], plan: FilePlan) -> None:
-    """status / groups / metadata of this load onto an asset row (in ASSET_COLUMNS order)."""
+def _with_attributes(row: AssetRow, plan: FilePlan) -> AssetRow:
+    """This load's status / groups / metadata on an asset row: status is overwritten, groups
+    accumulate, metadata keys merge (the module doc's re-loading rules)."""
     if plan.status:
-        row[9] = plan.status
+        row = replace(row, status=plan.status)
     if plan.groups:
-        row[10] = _unique([*row[10], *plan.groups])
+        row = replace(row, groups=_unique([*row.groups, *plan.groups]))
     if plan.metadata:
-        row[11] = {**row[11], **plan.metadata}
+        row = replace(row, metadata={**row.metadata, **plan.metadata})
+    return row
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -741,29 +700,6 @@ def _unique(items: list[str]) -> list[str]:
         if item not in seen:
             seen.append(item)
     return seen
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool, model: str | None) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        unit="img",
-        desc="load" + (f" [{model}]" if model else ""),
-        file=sys.stderr,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
 
 
 def load_folder(conn: psycopg.Connection, options: LoadOptions) -> LoadSummary:

@@ -26,7 +26,7 @@ from pgsearch.loader.models import (
     get_embedder,
     parse_spec,
 )
-from pgsearch.loader.writer import halfvec_copy_rows
+from pgsearch.loader.vectors import halfvec_copy_rows
 
 TINY = "openclip:pgsearch-tiny:random"
 

@@ -1,0 +1,227 @@
+"""The one embedding writer: every vector the loader stores or drops goes through here.
+
+`pgsearch load` (pipeline.py) and `pgsearch embed` (embed.py) both end a batch with, per
+embedding space, a list of `Embedding`s (an item's vector, or why it has none) and call
+`write(conn, space, items)`; items whose file changed or that go away are dropped from every
+space with `forget(conn, spaces, ids)`. The checks that turn a model's output into a vector or a
+failure reason live here too (`asset_embedding`, `shape_embedding`), so both commands store
+the same states with the same messages.
+
+Callers wrap each batch in one transaction. `write` is an idempotent replace for the ids it is
+given (delete, then COPY), so a batch re-run after a crash writes the same rows.
+
+Derived per-vector data: whatever is computed from a vector and stored elsewhere (today the
+asset sketches, `assets.sketches[space_id] = binary_quantize(v - sketch_center)`, kept by the
+statement triggers `pgsearch.asset_embeddings_sketch()` on the asset partitions) belongs in
+`_derived_written` / `_derived_removed`. They are called with every vector this module writes
+or drops, and nothing else in the loader writes vectors (the COPY itself is private), so moving
+the sketches from the triggers to the writer is a change to those two functions (and dropping
+the triggers).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from pgsearch.loader.spaces import Space
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
+COPY_ROWS_PER_WRITE = 8192
+
+ITEM_COLUMN = {"asset": "asset_id", "shape": "shape_id"}
+
+ZERO_OR_NON_FINITE = "the model returned a zero or non-finite vector"
+NOT_COMPUTED = "no embedding computed"
+
+
+@dataclass
+class Embedding:
+    """One item's outcome in one space: a vector ('done') or the reason there is none ('failed')."""
+
+    item_id: int
+    attempts: int  # counting this one
+    vector: np.ndarray | None = None
+    reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        return "done" if self.vector is not None else "failed"
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+def asset_embedding(
+    item_id: int, attempts: int, vector: np.ndarray | None, decode_error: str | None
+) -> Embedding:
+    """An image's vector, unless the image failed to decode or the model gave nothing usable
+    (a zero vector has no cosine direction and HNSW does not index it)."""
+    if decode_error:
+        return Embedding(item_id, attempts, reason=decode_error)
+    if vector is None:
+        return Embedding(item_id, attempts, reason=NOT_COMPUTED)
+    if not np.all(np.isfinite(vector)) or not np.any(vector):
+        return Embedding(item_id, attempts, reason=ZERO_OR_NON_FINITE)
+    return Embedding(item_id, attempts, vector)
+
+
+def shape_embedding(
+    item_id: int,
+    attempts: int,
+    vector: np.ndarray | None,
+    decode_error: str | None,
+    crop: object,
+) -> Embedding:
+    """A shape crop's vector; else why: the image, the crop (`crop` is the worker's reason
+    string when it could not cut one, e.g. a box outside the image), or nothing computed.
+    Only non-finite vectors are refused here (as the loader always has for crops)."""
+    if decode_error is None and vector is not None and np.all(np.isfinite(vector)):
+        return Embedding(item_id, attempts, vector)
+    if decode_error:
+        reason = f"image could not be decoded: {decode_error}"
+    else:
+        reason = crop if isinstance(crop, str) else NOT_COMPUTED
+    return Embedding(item_id, attempts, reason=reason)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def write(conn: psycopg.Connection, space: Space, items: Sequence[Embedding]) -> int:
+    """Replaces the vectors and embedding states of `items` in `space`; returns how many vectors
+    were written. An item's old vector goes even when it now failed: a state says 'failed' only
+    where there is no vector."""
+    if not items:
+        return 0
+    ids = [e.item_id for e in items]
+    _delete_vectors(conn, space, ids)
+    done = [e for e in items if e.vector is not None]
+    if done:
+        done_ids = np.fromiter((e.item_id for e in done), dtype=np.int64, count=len(done))
+        vectors = np.stack([np.asarray(e.vector, dtype=np.float32) for e in done])
+        _copy_vectors(conn, space, done_ids, vectors)
+        _derived_written(conn, space, done_ids, vectors)
+    _delete_states(conn, space, ids)
+    _copy_states(conn, space, items)
+    return len(done)
+
+
+def forget(conn: psycopg.Connection, spaces: Sequence[Space], ids: Sequence[int]) -> None:
+    """Drops vectors and states of these items in every given space (their image changed, so
+    every model must embed them again; or the items themselves are about to be deleted)."""
+    if not ids:
+        return
+    for space in spaces:
+        _delete_vectors(conn, space, ids)
+        _delete_states(conn, space, ids)
+
+
+def _copy_vectors(conn: psycopg.Connection, space: Space, ids: np.ndarray, vectors: np.ndarray) -> None:
+    """Appends vectors to the space's partition with a binary COPY (rows must not exist yet).
+    Straight into the partition: one space's rows, no routing through the parent."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)
+    stmt = sql.SQL("COPY {} (space_id, {}, embedding) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier("pgsearch", space.table_name), sql.Identifier(ITEM_COLUMN[space.target])
+    )
+    with conn.cursor().copy(stmt) as copy:
+        copy.write(COPY_HEADER)
+        for start in range(0, len(ids), COPY_ROWS_PER_WRITE):
+            end = start + COPY_ROWS_PER_WRITE
+            copy.write(halfvec_copy_rows(space.id, ids[start:end], vectors[start:end]))
+        copy.write(COPY_TRAILER)
+
+
+def halfvec_copy_rows(space_id: int, ids: np.ndarray, vectors: np.ndarray) -> bytes:
+    """COPY BINARY tuples (space_id int8, item_id int8, embedding halfvec), built in numpy.
+
+    halfvec's binary form (pgvector's halfvec_recv) is int16 dim, int16 unused, then dim
+    IEEE half floats, all big-endian.
+    """
+    n, dim = vectors.shape
+    row = np.dtype(
+        [
+            ("nfields", ">i2"),
+            ("len1", ">i4"),
+            ("space", ">i8"),
+            ("len2", ">i4"),
+            ("item", ">i8"),
+            ("len3", ">i4"),
+            ("dim", ">u2"),
+            ("unused", ">u2"),
+            ("vec", ">f2", (dim,)),
+        ]
+    )
+    rec = np.empty(n, dtype=row)
+    rec["nfields"] = 3
+    rec["len1"] = 8
+    rec["space"] = space_id
+    rec["len2"] = 8
+    rec["item"] = ids
+    rec["len3"] = 4 + 2 * dim
+    rec["dim"] = dim
+    rec["unused"] = 0
+    rec["vec"] = vectors.astype(np.float16)
+    return rec.tobytes()
+
+
+def _delete_vectors(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None:
+    _derived_removed(conn, space, ids)
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE space_id = %s AND {} = ANY(%s)").format(
+            sql.Identifier("pgsearch", space.table_name), sql.Identifier(ITEM_COLUMN[space.target])
+        ),
+        (space.id, list(ids)),
+    )
+
+
+def _state_table(space: Space) -> sql.Identifier:
+    return sql.Identifier("pgsearch", f"{space.target}_embedding_state")
+
+
+def _delete_states(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None:
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE space_id = %s AND {} = ANY(%s)").format(
+            _state_table(space), sql.Identifier(ITEM_COLUMN[space.target])
+        ),
+        (space.id, list(ids)),
+    )
+
+
+def _copy_states(conn: psycopg.Connection, space: Space, items: Sequence[Embedding]) -> None:
+    stmt = sql.SQL("COPY {} (space_id, {}, state, reason, attempts) FROM STDIN").format(
+        _state_table(space), sql.Identifier(ITEM_COLUMN[space.target])
+    )
+    with conn.cursor().copy(stmt) as copy:
+        for e in items:
+            copy.write_row((space.id, e.item_id, e.state, e.reason, e.attempts))
+
+
+# --- derived per-vector data (the hook) ----------------------------------------------------------
+
+
+def _derived_written(conn: psycopg.Connection, space: Space, ids: np.ndarray, vectors: np.ndarray) -> None:
+    """Called after the vectors of `ids` were COPYed into `space`, with those vectors (float32,
+    as the model gave them; the partition holds them as halfvec).
+
+    Nothing to do yet: the asset sketches are written by the partition's statement trigger
+    (pgsearch.asset_embeddings_sketch). When the writer takes them over, it computes them here
+    from `vectors` (for space.target == 'asset'; loader/sketches.py has the numpy side) and the
+    trigger goes."""
+
+
+def _derived_removed(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None:
+    """Called before the vectors of `ids` (some may not exist) are deleted from `space`.
+
+    Nothing to do yet: the partition's delete trigger clears `assets.sketches[space.id]`.
+    `write` calls this before rewriting the same ids, so a writer-side version may skip ids
+    it is about to write."""
