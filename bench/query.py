@@ -11,11 +11,11 @@ query translator emits, prints p50 / p95 latency, recall@k against exact numpy s
     python bench/query.py                            # 1,000,000 assets (generation ~10 min here)
     python bench/query.py --home /tmp/b --reuse      # re-run the queries on an existing load
 
-Notes on how the data goes in (bench only, for speed):
-- label_counts / annotation_count are written into the asset rows directly; the real loader gets
-  them from the shapes triggers, and no shapes are generated here.
-- the embedding COPY runs with session_replication_role = replica (the partition's foreign key
-  check per row is skipped; the ids come from the same transaction's assets COPY).
+How the data goes in: through the loader's own writers, as `pgsearch load` writes (asset rows
+COPYed once with their sketches and group memberships, loader/writer.py; vectors and embedding
+states through loader/vectors.py), then VACUUM ANALYZE and the index build, each step timed.
+No shapes are generated: label_counts / annotation_count are set by one UPDATE of the assets
+that have them, as the shapes triggers would.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -43,6 +42,9 @@ from pgsearch import db as database  # noqa: E402
 from pgsearch import migrate  # noqa: E402
 from pgsearch.catalog import load_catalog  # noqa: E402
 from pgsearch.indexes import add_index, drop_index, list_indexes  # noqa: E402
+from pgsearch.loader import sketches, vectors, writer  # noqa: E402
+from pgsearch.loader.rows import AssetRow  # noqa: E402
+from pgsearch.loader.spaces import Space  # noqa: E402
 from pgsearch.search_settings import SEARCH_SETTINGS, apply_settings  # noqa: E402
 from pgsearch.translator import (  # noqa: E402
     Catalog,
@@ -148,82 +150,69 @@ def load(conn: psycopg.Connection, data: Data, m: int, ef_construction: int) -> 
     )
     model = conn.execute("SELECT id FROM pgsearch.embedding_models WHERE name = %s", (MODEL,)).fetchone()[0]
 
-    t0 = time.perf_counter()
-    with conn.cursor().copy(
-        "COPY pgsearch.assets (dataset_id, filename, path, width, height, size, format, status, groups,"
-        " metadata, label_counts, annotation_count) FROM STDIN"
-    ) as copy:
-        for i in range(n):
-            car = int(data.car[i])
-            copy.write_row(
-                (
-                    dataset,
-                    f"{i:07d}.jpg",
-                    f"/data/bench/{i:07d}.jpg",
-                    640,
-                    480,
-                    100_000 + i % 5_000_000,
-                    "JPEG",
-                    data.status[i],
-                    data.groups[i],
-                    json.dumps({"bucket": int(data.bucket[i]), "camera": f"cam{i % 5}"}),
-                    json.dumps({"car": car} if car else {}),
-                    car,
-                )
-            )
-    info["assets_copy_s"] = round(time.perf_counter() - t0, 1)
-    ids = np.array(
-        [
-            r[0]
-            for r in conn.execute(
-                "SELECT id FROM pgsearch.assets WHERE dataset_id = %s ORDER BY filename", (dataset,)
-            )
-        ],
-        dtype=np.int64,
-    )
-
     space = conn.execute(
         "SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (dataset, model)
     ).fetchone()[0]
     table = conn.execute(
         "SELECT table_name FROM pgsearch.embedding_spaces WHERE id = %s", (space,)
     ).fetchone()[0]
+    writing = Space(space, dataset, model, MODEL, "asset", DIM, table, False, False)
+
+    # As `pgsearch load` writes (loader/pipeline.py): ids reserved, each asset row COPYed once with
+    # its sketch (loader/sketches.py) and its group memberships, then the vectors and their
+    # embedding states through the one embedding writer (loader/vectors.py), chunk by chunk.
     t0 = time.perf_counter()
-    conn.execute("SET session_replication_role = replica")
-    with conn.cursor().copy(
-        sql.SQL("COPY pgsearch.{} (space_id, asset_id, embedding) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table)
-        )
-    ) as copy:
-        copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
-        row = np.dtype(
-            [
-                ("nf", ">i2"),
-                ("l1", ">i4"),
-                ("space", ">i8"),
-                ("l2", ">i4"),
-                ("aid", ">i8"),
-                ("l3", ">i4"),
-                ("dim", ">i2"),
-                ("unused", ">i2"),
-                ("v", ">f2", (DIM,)),
-            ]
-        )
-        for start in range(0, n, CHUNK):
-            chunk = np.zeros(min(CHUNK, n - start), dtype=row)
-            chunk["nf"], chunk["l1"], chunk["space"], chunk["l2"] = 3, 8, space, 8
-            chunk["aid"] = ids[start : start + len(chunk)]
-            chunk["l3"], chunk["dim"] = 4 + 2 * DIM, DIM
-            chunk["v"] = data.vectors[start : start + len(chunk)]
-            copy.write(chunk.tobytes())
-        copy.write(struct.pack(">h", -1))
-    conn.execute("SET session_replication_role = DEFAULT")
+    ids = np.array(writer.reserve_ids(conn, "assets", n), dtype=np.int64)
+    center = vectors.sketch_center(conn, writing, data.vectors[: min(n, 32)].astype(np.float32))
+    sketch_s = 0.0
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        rows = []
+        for i in range(start, stop):
+            rows.append(
+                AssetRow(
+                    id=int(ids[i]),
+                    dataset_id=dataset,
+                    filename=f"{i:07d}.jpg",
+                    path=f"/data/bench/{i:07d}.jpg",
+                    content_hash=None,
+                    width=640,
+                    height=480,
+                    size=100_000 + i % 5_000_000,
+                    format="JPEG",
+                    status=data.status[i],
+                    groups=data.groups[i],
+                    metadata={"bucket": int(data.bucket[i]), "camera": f"cam{i % 5}"},
+                    load_error=None,
+                )
+            )
+        s0 = time.perf_counter()
+        texts = sketches.sketch_texts(data.vectors[start:stop], center)
+        arrays = {
+            int(ids[i]): sketches.sketches_array_text(space, t)
+            for i, t in zip(range(start, stop), texts, strict=True)
+        }
+        sketch_s += time.perf_counter() - s0
+        writer.insert_assets(conn, rows, arrays)
+    info["assets_copy_s"] = round(time.perf_counter() - t0, 1)
+    info["sketches_numpy_s"] = round(sketch_s, 1)
+    # label_counts come from the shapes (the triggers' refresh_label_counts, an UPDATE of each
+    # asset with shapes, 30% here); the bench writes no shapes, so it sets them the same way.
+    t0 = time.perf_counter()
+    conn.execute(
+        "UPDATE pgsearch.assets AS a SET label_counts = jsonb_build_object('car', c.n), annotation_count = c.n"
+        "  FROM unnest(%s::bigint[], %s::int[]) AS c(id, n) WHERE a.id = c.id AND c.n > 0",
+        (ids.tolist(), [int(x) for x in data.car]),
+    )
+    info["label_counts_s"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        chunk_ids = ids[start:stop].tolist()
+        items = [vectors.Embedding(i, 1, v) for i, v in zip(chunk_ids, data.vectors[start:stop], strict=True)]
+        vectors.write(conn, writing, items, sketched=chunk_ids)
     info["vectors_copy_s"] = round(time.perf_counter() - t0, 1)
-    # The replica role skipped the sketch triggers too (sql/sketches.sql): one pass writes them,
-    # as the triggers would have, one UPDATE of every asset row.
-    t0 = time.perf_counter()
-    conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,))
-    info["sketches_s"] = round(time.perf_counter() - t0, 1)
     conn.commit()
 
     conn.autocommit = True

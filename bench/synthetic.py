@@ -24,10 +24,11 @@ Kinds of data (`--kind`):
   0.75..1.25, pixel noise, one box recoloured in a third of them), 30% are scenes of their own:
   clusters of near-duplicates of uneven tightness in a space nobody shaped to be Gaussian.
 
-What goes in (for speed, as bench/query.py does): a dataset, one asset row per vector (filename
-NNNNNNN.jpg), an embedding model `bench:synthetic-512`, its asset space and partition, the vectors as
-binary halfvec COPY with session_replication_role = replica (the per-row foreign key check and the
-sketch triggers are skipped: `--sketches` writes the sketches afterwards, one UPDATE of every asset),
+What goes in (for speed): a dataset, one asset row per vector (filename NNNNNNN.jpg), an embedding
+model `bench:synthetic-512`, its asset space and partition, the vectors as binary halfvec COPY with
+session_replication_role = replica (the per-row foreign key check is skipped; the curation tools
+read no sketches, so none are written unless `--sketches` asks: pgsearch.refresh_asset_sketches,
+one UPDATE of every asset),
 and 'done' embedding states. The HNSW index only with `--index` (the bulk neighbour graph does not
 need it; the incremental refresh of `pgsearch neighbors` does).
 """

@@ -175,6 +175,7 @@ class Batch:
     new_shapes: list[NewShape] = field(default_factory=list)
     asset_embeddings: list[Embedding] = field(default_factory=list)  # this load's model
     shape_embeddings: list[Embedding] = field(default_factory=list)
+    sketched: set[int] = field(default_factory=set)  # new assets whose row carries its sketch
 
 
 # How a scanned file relates to its stored asset: no asset yet, the same image (same hash), or
@@ -471,6 +472,8 @@ class Loader:
             self.write_assets(batch)
             self.write_shapes(batch)
             self.write_vectors(batch)
+            # Updated rows may have new groups (and new or cleared sketches): their memberships.
+            writer.sync_group_members(self.conn, self.dataset.id, [r.id for r in batch.updated_rows])
 
     def collect_asset(
         self, batch: Batch, plan: FilePlan, result: WorkResult, fresh_ids: Iterator[int]
@@ -584,9 +587,21 @@ class Loader:
     def write_assets(self, batch: Batch) -> None:
         """Asset rows first: shapes and vectors reference them. An asset with a new image loses
         its vectors in every model, so each model sees it pending again."""
-        writer.insert_assets(self.conn, batch.new_rows)
+        writer.insert_assets(self.conn, batch.new_rows, self.new_asset_sketches(batch))
         writer.update_assets(self.conn, batch.updated_rows)
         vectors.forget(self.conn, self.all_asset_spaces, batch.changed_assets)
+
+    def new_asset_sketches(self, batch: Batch) -> dict[int, str]:
+        """The sketches of new assets this batch embeds, for their rows' COPY (vectors.py)."""
+        if self.asset_space is None or not batch.new_rows:
+            return {}
+        new = {r.id for r in batch.new_rows}
+        done = [e for e in batch.asset_embeddings if e.vector is not None and e.item_id in new]
+        if not done:
+            return {}
+        stacked = np.stack([np.asarray(e.vector, dtype=np.float32) for e in done])
+        batch.sketched = {e.item_id for e in done}
+        return vectors.new_asset_sketches(self.conn, self.asset_space, [e.item_id for e in done], stacked)
 
     def write_shapes(self, batch: Batch) -> None:
         conn = self.conn
@@ -625,7 +640,9 @@ class Loader:
         """This load's model: vectors and states of what the batch embedded (or failed to)."""
         s = self.summary
         if self.asset_space is not None:
-            s.vectors_assets += vectors.write(self.conn, self.asset_space, batch.asset_embeddings)
+            s.vectors_assets += vectors.write(
+                self.conn, self.asset_space, batch.asset_embeddings, sketched=batch.sketched
+            )
         if self.shape_space is not None:
             s.vectors_shapes += vectors.write(self.conn, self.shape_space, batch.shape_embeddings)
             s.shapes_failed += sum(e.vector is None for e in batch.shape_embeddings)

@@ -10,25 +10,26 @@ the same states with the same messages.
 Callers wrap each batch in one transaction. `write` is an idempotent replace for the ids it is
 given (delete, then COPY), so a batch re-run after a crash writes the same rows.
 
-Derived per-vector data: whatever is computed from a vector and stored elsewhere (today the
-asset sketches, `assets.sketches[space_id] = binary_quantize(v - sketch_center)`, kept by the
-statement triggers `pgsearch.asset_embeddings_sketch()` on the asset partitions) belongs in
-`_derived_written` / `_derived_removed`. They are called with every vector this module writes
-or drops, and nothing else in the loader writes vectors (the COPY itself is private), so moving
-the sketches from the triggers to the writer is a change to those two functions (and dropping
-the triggers).
+Derived per-vector data: the asset sketches (`assets.sketches[space_id]`, the sign bits of
+v - the space's sketch_center, and their copies in group_members; see
+sql/functions/write_asset_sketches.sql) are written here, with the vectors, in the same
+transaction, by `_derived` after every write or delete of asset vectors. No trigger does it.
+The loader writes the sketches of brand-new assets into their row's COPY instead (it knows the
+vectors before it writes the rows) and passes those ids as `sketched`.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
+from pgsearch.loader import sketches
 from pgsearch.loader.spaces import Space
 
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -94,10 +95,12 @@ def shape_embedding(
 # --- writing ---------------------------------------------------------------------------------
 
 
-def write(conn: psycopg.Connection, space: Space, items: Sequence[Embedding]) -> int:
+def write(
+    conn: psycopg.Connection, space: Space, items: Sequence[Embedding], *, sketched: Collection[int] = ()
+) -> int:
     """Replaces the vectors and embedding states of `items` in `space`; returns how many vectors
     were written. An item's old vector goes even when it now failed: a state says 'failed' only
-    where there is no vector."""
+    where there is no vector. sketched: assets whose sketch is already written (see above)."""
     if not items:
         return 0
     ids = [e.item_id for e in items]
@@ -107,7 +110,8 @@ def write(conn: psycopg.Connection, space: Space, items: Sequence[Embedding]) ->
         done_ids = np.fromiter((e.item_id for e in done), dtype=np.int64, count=len(done))
         vectors = np.stack([np.asarray(e.vector, dtype=np.float32) for e in done])
         _copy_vectors(conn, space, done_ids, vectors)
-        _derived_written(conn, space, done_ids, vectors)
+    skip = set(sketched)
+    _derived(conn, space, [i for i in ids if i not in skip])
     _delete_states(conn, space, ids)
     _copy_states(conn, space, items)
     return len(done)
@@ -120,6 +124,7 @@ def forget(conn: psycopg.Connection, spaces: Sequence[Space], ids: Sequence[int]
         return
     for space in spaces:
         _delete_vectors(conn, space, ids)
+        _derived(conn, space, ids)
         _delete_states(conn, space, ids)
 
 
@@ -175,7 +180,6 @@ def halfvec_copy_rows(space_id: int, ids: np.ndarray, vectors: np.ndarray) -> by
 
 
 def _delete_vectors(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None:
-    _derived_removed(conn, space, ids)
     conn.execute(
         sql.SQL("DELETE FROM {} WHERE space_id = %s AND {} = ANY(%s)").format(
             sql.Identifier("pgsearch", space.table_name), sql.Identifier(ITEM_COLUMN[space.target])
@@ -206,22 +210,37 @@ def _copy_states(conn: psycopg.Connection, space: Space, items: Sequence[Embeddi
             copy.write_row((space.id, e.item_id, e.state, e.reason, e.attempts))
 
 
-# --- derived per-vector data (the hook) ----------------------------------------------------------
+# --- derived per-vector data ----------------------------------------------------------------
 
 
-def _derived_written(conn: psycopg.Connection, space: Space, ids: np.ndarray, vectors: np.ndarray) -> None:
-    """Called after the vectors of `ids` were COPYed into `space`, with those vectors (float32,
-    as the model gave them; the partition holds them as halfvec).
-
-    Nothing to do yet: the asset sketches are written by the partition's statement trigger
-    (pgsearch.asset_embeddings_sketch). When the writer takes them over, it computes them here
-    from `vectors` (for space.target == 'asset'; loader/sketches.py has the numpy side) and the
-    trigger goes."""
+def _derived(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None:
+    """The asset sketches of `ids` after their vectors in `space` were written or deleted: set
+    from the vector, cleared where there is none (and the space's centre set from these vectors
+    when it has none yet)."""
+    if space.target == "asset" and ids:
+        conn.execute("SELECT pgsearch.write_asset_sketches(%s, %s)", (space.id, list(ids)))
 
 
-def _derived_removed(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None:
-    """Called before the vectors of `ids` (some may not exist) are deleted from `space`.
+def sketch_center(conn: psycopg.Connection, space: Space, vectors: np.ndarray) -> np.ndarray:
+    """The space's sketch centre, set from `vectors` when it has none (the first writer wins; a
+    concurrent one waits on the row and then reads the winner's)."""
+    conn.execute(
+        "UPDATE pgsearch.embedding_spaces SET sketch_center = %s::halfvec WHERE id = %s AND sketch_center IS NULL",
+        ("[" + ",".join(repr(float(x)) for x in sketches.center_of(vectors)) + "]", space.id),
+    )
+    row = conn.execute(
+        "SELECT sketch_center::text FROM pgsearch.embedding_spaces WHERE id = %s", (space.id,)
+    ).fetchone()
+    assert row is not None and row[0] is not None
+    return np.array(json.loads(row[0]), dtype=np.float16)
 
-    Nothing to do yet: the partition's delete trigger clears `assets.sketches[space.id]`.
-    `write` calls this before rewriting the same ids, so a writer-side version may skip ids
-    it is about to write."""
+
+def new_asset_sketches(
+    conn: psycopg.Connection, space: Space, ids: Sequence[int], vectors: np.ndarray
+) -> dict[int, str]:
+    """assets.sketches array text by asset id, for new asset rows whose vectors are `vectors`."""
+    if not ids:
+        return {}
+    center = sketch_center(conn, space, vectors)
+    texts = sketches.sketch_texts(vectors, center)
+    return {i: sketches.sketches_array_text(space.id, t) for i, t in zip(ids, texts, strict=True)}

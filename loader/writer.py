@@ -7,7 +7,7 @@ Callers wrap each batch in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -33,20 +33,57 @@ def reserve_ids(conn: psycopg.Connection, table: str, count: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def _copy_rows(conn: psycopg.Connection, table: str, row_type: type, rows: Sequence[Any]) -> None:
+def _copy_rows(
+    conn: psycopg.Connection,
+    table: str,
+    row_type: type,
+    rows: Sequence[Any],
+    extra: tuple[str, Sequence[Any]] | None = None,
+) -> None:
+    """COPY typed rows; `extra` is one more column (name, a value per row)."""
     if not rows:
         return
+    names = [*columns(row_type), *([extra[0]] if extra else [])]
     # COPY writes given values into GENERATED ALWAYS identity columns (like OVERRIDING SYSTEM VALUE).
     stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier("pgsearch", table), sql.SQL(", ").join(map(sql.Identifier, columns(row_type)))
+        sql.Identifier("pgsearch", table), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     with conn.cursor().copy(stmt) as copy:
-        for row in rows:
-            copy.write_row(values(row))
+        if extra is None:
+            for row in rows:
+                copy.write_row(values(row))
+        else:
+            for row, value in zip(rows, extra[1], strict=True):
+                copy.write_row((*values(row), value))
 
 
-def insert_assets(conn: psycopg.Connection, rows: Sequence[AssetRow]) -> None:
-    _copy_rows(conn, "assets", AssetRow, rows)
+def insert_assets(
+    conn: psycopg.Connection, rows: Sequence[AssetRow], sketches: Mapping[int, str] | None = None
+) -> None:
+    """New asset rows with their group memberships. sketches: assets.sketches as array text
+    (loader/sketches.py) by asset id, for the assets whose vector this batch writes: the row is
+    written once, with its sketch, instead of rewritten when the vector lands."""
+    sketches = sketches or {}
+    arrays = [sketches.get(r.id) for r in rows]
+    _copy_rows(conn, "assets", AssetRow, rows, ("sketches", arrays))
+    # group_members is derived from assets.groups (sql/functions/sync_group_members.sql): for new
+    # rows it is written here, in the same COPY pass, with the same sketches.
+    members = [
+        (r.dataset_id, name, r.id, array)
+        for r, array in zip(rows, arrays, strict=True)
+        for name in dict.fromkeys(g for g in r.groups if g is not None)
+    ]
+    if members:
+        stmt = "COPY pgsearch.group_members (dataset_id, name, asset_id, sketches) FROM STDIN"
+        with conn.cursor().copy(stmt) as copy:
+            for member in members:
+                copy.write_row(member)
+
+
+def sync_group_members(conn: psycopg.Connection, dataset_id: int, asset_ids: Sequence[int]) -> None:
+    """group_members of these (existing) assets made equal to their assets.groups again."""
+    if asset_ids:
+        conn.execute("SELECT pgsearch.sync_group_members(%s, %s)", (dataset_id, list(asset_ids)))
 
 
 def update_assets(conn: psycopg.Connection, rows: Sequence[AssetRow]) -> None:

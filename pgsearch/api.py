@@ -468,7 +468,8 @@ class Client:
             return self._group_update(catalog.dataset_id, asset_ids, group, add=add)
 
     def _group_update(self, dataset_id: int, asset_ids: Sequence[int], group: str, *, add: bool) -> int:
-        """The one UPDATE of a group edit, in the current transaction; rows changed."""
+        """A group edit, in the current transaction: the assets' groups, then their memberships;
+        rows changed."""
         ids = list(asset_ids)
         if not ids:
             return 0
@@ -482,8 +483,15 @@ class Client:
                 "UPDATE pgsearch.assets SET groups = array_remove(groups, %(g)s)"
                 " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND %(g)s = ANY(groups)"
             )
-        cur = self.conn.execute(statement, {"g": group, "d": dataset_id, "ids": ids})
-        return cur.rowcount
+        changed = [
+            r[0]
+            for r in self.conn.execute(statement + " RETURNING id", {"g": group, "d": dataset_id, "ids": ids})
+        ]
+        # group_members is derived from assets.groups and written by whoever changes them
+        # (sql/functions/sync_group_members.sql): here, in the same transaction.
+        if changed:
+            self.conn.execute("SELECT pgsearch.sync_group_members(%s, %s)", (dataset_id, changed))
+        return len(changed)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -10,16 +10,17 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 # Dependency order: functions first (a LANGUAGE sql body is checked against the tables when it is
-# created; plpgsql bodies are not), then each trigger with its trigger function (one file calls
-# add_sketch_triggers), then the views (a view may read another view or call a function).
+# created; plpgsql bodies are not), then each trigger with its trigger function, then the views
+# (a view may read another view or call a function).
 OBJECT_FILES: tuple[str, ...] = (
     "functions/refresh_label_counts.sql",
-    "functions/add_sketch_triggers.sql",
     "functions/ensure_embedding_space.sql",
     "functions/build_embedding_index.sql",
     "functions/drop_embedding_space.sql",
     "functions/drop_dataset.sql",
+    "functions/write_asset_sketches.sql",
     "functions/refresh_asset_sketches.sql",
+    "functions/sync_group_members.sql",
     "functions/refresh_group_members.sql",
     "functions/search_space.sql",
     "functions/item_embedding.sql",
@@ -36,9 +37,6 @@ OBJECT_FILES: tuple[str, ...] = (
     "triggers/shapes_after_update.sql",
     "triggers/labels_after_rename.sql",
     "triggers/touch_updated_at.sql",
-    "triggers/asset_embeddings_sketch.sql",
-    "triggers/assets_group_members.sql",
-    "triggers/assets_truncate_group_members.sql",
     "views/v_assets.sql",
     "views/v_shapes.sql",
     "views/v_label_counts.sql",

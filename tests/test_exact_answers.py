@@ -77,6 +77,9 @@ def big_dataset(
             copy.set_types(["int8", "int8", "halfvec"])
             for asset_id, vector in zip(ids, vectors, strict=True):
                 copy.write_row((space, int(asset_id), HalfVector(vector)))
+        # Written around pgsearch's writers: their derived data, as such a writer is told to add it.
+        conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,))
+        conn.execute("SELECT pgsearch.refresh_group_members()")
         conn.execute("SELECT pgsearch.build_embedding_index(%s)", (space,))
         conn.commit()
         add_index(conn, "metadata.indexed", "number")

@@ -1,7 +1,9 @@
-"""pgsearch.group_members (sql/covering.sql) stays equal to what assets.groups and assets.sketches
-say, whatever is done to the assets: COPY, group edits (duplicates and NULLs included), status
-edits, vector writes that change the sketches, moves between datasets, deletes, TRUNCATE; and a
-"""
+"""pgsearch.group_members stays equal to what assets.groups and assets.sketches say, with no
+trigger: pgsearch's writers (the loader's COPY, group edits through the API, the embedding
+writer) write it themselves; a plain SQL write of groups followed by
+pgsearch.sync_group_members() (what a writer going around pgsearch is told to do) does too;
+deletes, moves between datasets, TRUNCATE and dropped datasets are carried by its foreign key.
+And refresh_group_members() rebuilds it after writes that did none of that."""
 
 from __future__ import annotations
 
@@ -9,16 +11,21 @@ import numpy as np
 import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pgvector import HalfVector
 
-NAMES = ["g1", "G1", "a b", "", "é", None]
+from pgsearch.api import Client
+from pgsearch.loader import vectors, writer
+from pgsearch.loader.rows import AssetRow
+from pgsearch.loader.spaces import Space
+
+NAMES = ["g1", "G1", "a b", "é"]
+SQL_NAMES = [*NAMES, "", None]  # plain SQL may write what the API refuses
 DIM = 8
 
-groups_lists = st.lists(st.sampled_from(NAMES), max_size=4)
+groups_lists = st.lists(st.sampled_from(SQL_NAMES), max_size=4)
 operation = st.one_of(
-    st.tuples(st.just("insert"), st.lists(groups_lists, min_size=1, max_size=5), st.booleans()),
+    st.tuples(st.just("load"), st.lists(groups_lists, min_size=1, max_size=5), st.booleans(), st.booleans()),
     st.tuples(st.just("set_groups"), st.integers(0, 50), groups_lists),
-    st.tuples(st.just("append"), st.integers(0, 50), st.sampled_from(NAMES)),
+    st.tuples(st.just("add"), st.integers(0, 50), st.sampled_from(NAMES)),
     st.tuples(st.just("remove"), st.integers(0, 50), st.sampled_from(NAMES)),
     st.tuples(st.just("status"), st.integers(0, 50)),
     st.tuples(st.just("embed"), st.integers(0, 50), st.integers(0, 2**32 - 1)),
@@ -27,7 +34,7 @@ operation = st.one_of(
     st.tuples(st.just("delete"), st.integers(0, 50)),
     st.tuples(st.just("truncate")),
     st.tuples(st.just("upsert"), st.integers(0, 50), groups_lists),
-    st.tuples(st.just("half"), st.sampled_from(NAMES)),
+    st.tuples(st.just("half"), st.sampled_from(SQL_NAMES)),
     st.tuples(st.just("drop_dataset")),
 )
 
@@ -45,69 +52,106 @@ def _actual(conn: psycopg.Connection) -> list[tuple]:
     ).fetchall()
 
 
+def _sync(conn: psycopg.Connection, changed: list[tuple[int, int]]) -> None:
+    """What a writer going around pgsearch does after changing groups: per dataset, one call."""
+    by_dataset: dict[int, list[int]] = {}
+    for asset_id, dataset_id in changed:
+        by_dataset.setdefault(dataset_id, []).append(asset_id)
+    for dataset_id, ids in by_dataset.items():
+        conn.execute("SELECT pgsearch.sync_group_members(%s, %s)", (dataset_id, ids))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(operation, min_size=1, max_size=12))
 def test_members_follow_the_assets(conn: psycopg.Connection, operations: list[tuple]) -> None:
     conn.execute("TRUNCATE pgsearch.datasets, pgsearch.embedding_models CASCADE")
+    names = ["one", "two"]
     datasets = [
         conn.execute("INSERT INTO pgsearch.datasets (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
-        for name in ("one", "two")
+        for name in names
     ]
     model = conn.execute(
         "INSERT INTO pgsearch.embedding_models (name, dim) VALUES ('m', %s) RETURNING id", (DIM,)
     ).fetchone()[0]
-    space = conn.execute(
+    space_id = conn.execute(
         "SELECT pgsearch.ensure_embedding_space(%s, %s, 'asset')", (datasets[0], model)
     ).fetchone()[0]
+    space = Space(
+        space_id, datasets[0], model, "m", "asset", DIM, f"asset_embeddings_{space_id}", False, False
+    )
+    client = Client(conn)
     serial = 0
     for op in operations:
-        ids = [r[0] for r in conn.execute("SELECT id FROM pgsearch.assets ORDER BY id")]
+        rows = conn.execute("SELECT id, dataset_id FROM pgsearch.assets ORDER BY id").fetchall()
         kind = op[0]
-        if kind == "insert":
-            with conn.cursor().copy("COPY pgsearch.assets (dataset_id, filename, groups) FROM STDIN") as copy:
-                for groups in op[1]:
-                    serial += 1
-                    copy.write_row((datasets[0] if op[2] else datasets[1], f"f{serial}.jpg", groups))
+        if kind == "load":  # the loader's COPY of new rows, with vectors (and sketches) or not
+            _, groups_per_row, first, embed = op
+            dataset = datasets[0] if first else datasets[1]
+            ids = writer.reserve_ids(conn, "assets", len(groups_per_row))
+            new = []
+            for asset_id, groups in zip(ids, groups_per_row, strict=True):
+                serial += 1
+                new.append(
+                    AssetRow(
+                        asset_id,
+                        dataset,
+                        f"f{serial}.jpg",
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        "new",
+                        groups,
+                        {},
+                        None,
+                    )
+                )
+            sketches = {}
+            if embed and dataset == datasets[0]:
+                vecs = np.random.default_rng(serial).normal(size=(len(ids), DIM)).astype(np.float32)
+                sketches = vectors.new_asset_sketches(conn, space, ids, vecs)
+            writer.insert_assets(conn, new, sketches)
+            if sketches:
+                items = [vectors.Embedding(i, 1, v) for i, v in zip(ids, vecs, strict=True)]
+                vectors.write(conn, space, items, sketched=set(ids))
         elif kind == "truncate":
             conn.execute("TRUNCATE pgsearch.assets CASCADE")
         elif kind == "half":  # one UPDATE that changes some rows' groups and leaves the others
-            conn.execute(
-                "UPDATE pgsearch.assets SET groups = CASE WHEN id %% 2 = 0 THEN array_append(groups, %s)"
-                " ELSE groups END",
-                (op[1],),
+            _sync(
+                conn,
+                conn.execute(
+                    "UPDATE pgsearch.assets SET groups = CASE WHEN id %% 2 = 0 THEN array_append(groups, %s)"
+                    " ELSE groups END RETURNING id, dataset_id",
+                    (op[1],),
+                ).fetchall(),
             )
         elif kind == "drop_dataset":  # assets go with their dataset (ON DELETE CASCADE)
             conn.execute("DELETE FROM pgsearch.datasets WHERE id = %s", (datasets[1],))
+            names[1] = f"two{serial}"
             datasets[1] = conn.execute(
-                "INSERT INTO pgsearch.datasets (name) VALUES (%s) RETURNING id", (f"two{serial}",)
+                "INSERT INTO pgsearch.datasets (name) VALUES (%s) RETURNING id", (names[1],)
             ).fetchone()[0]
-        elif not ids:
+        elif not rows:
             continue
         else:
-            asset = ids[op[1] % len(ids)]
+            asset, dataset = rows[op[1] % len(rows)]
+            name = names[datasets.index(dataset)] if dataset in datasets else None
             if kind == "set_groups":
                 conn.execute("UPDATE pgsearch.assets SET groups = %s::text[] WHERE id = %s", (op[2], asset))
-            elif kind == "append":
-                conn.execute(
-                    "UPDATE pgsearch.assets SET groups = array_append(groups, %s) WHERE id = %s",
-                    (op[2], asset),
-                )
-            elif kind == "remove":
-                conn.execute(
-                    "UPDATE pgsearch.assets SET groups = array_remove(groups, %s) WHERE id = %s",
-                    (op[2], asset),
-                )
+                _sync(conn, [(asset, dataset)])
+            elif kind == "add" and name is not None:
+                client.edit_group(name, op[2], add=[asset], commit=False)
+            elif kind == "remove" and name is not None:
+                client.edit_group(name, op[2], remove=[asset], commit=False)
             elif kind == "status":
                 conn.execute("UPDATE pgsearch.assets SET status = 'review' WHERE id = %s", (asset,))
-            elif kind == "embed":
+            elif kind == "embed" and dataset == datasets[0]:
                 vector = np.random.default_rng(op[2]).normal(size=DIM).astype(np.float32)
-                conn.execute(
-                    "INSERT INTO pgsearch.asset_embeddings (space_id, asset_id, embedding) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (space_id, asset_id) DO UPDATE SET embedding = excluded.embedding",
-                    (space, asset, HalfVector(vector)),
-                )
+                vectors.write(conn, space, [vectors.Embedding(asset, 1, vector)])
             elif kind == "unembed":
-                conn.execute("DELETE FROM pgsearch.asset_embeddings WHERE asset_id = %s", (asset,))
+                vectors.forget(conn, [space], [asset])
             elif kind == "move":
                 conn.execute(
                     "UPDATE pgsearch.assets SET dataset_id = CASE WHEN dataset_id = %s THEN %s ELSE %s END"
@@ -115,11 +159,15 @@ def test_members_follow_the_assets(conn: psycopg.Connection, operations: list[tu
                     (datasets[0], datasets[1], datasets[0], asset),
                 )
             elif kind == "upsert":
-                conn.execute(
-                    "INSERT INTO pgsearch.assets (dataset_id, filename, groups)"
-                    " SELECT dataset_id, filename, %s::text[] FROM pgsearch.assets WHERE id = %s"
-                    " ON CONFLICT (dataset_id, filename) DO UPDATE SET groups = excluded.groups",
-                    (op[2], asset),
+                _sync(
+                    conn,
+                    conn.execute(
+                        "INSERT INTO pgsearch.assets (dataset_id, filename, groups)"
+                        " SELECT dataset_id, filename, %s::text[] FROM pgsearch.assets WHERE id = %s"
+                        " ON CONFLICT (dataset_id, filename) DO UPDATE SET groups = excluded.groups"
+                        " RETURNING id, dataset_id",
+                        (op[2], asset),
+                    ).fetchall(),
                 )
             elif kind == "delete":
                 conn.execute("DELETE FROM pgsearch.assets WHERE id = %s", (asset,))
@@ -127,20 +175,17 @@ def test_members_follow_the_assets(conn: psycopg.Connection, operations: list[tu
     conn.commit()
 
 
-def test_refresh_repairs_writes_that_bypassed_the_triggers(conn: psycopg.Connection) -> None:
+def test_refresh_repairs_writes_that_went_around_pgsearch(conn: psycopg.Connection) -> None:
     dataset = conn.execute("INSERT INTO pgsearch.datasets (name) VALUES ('r') RETURNING id").fetchone()[0]
     conn.execute(
         "INSERT INTO pgsearch.assets (dataset_id, filename, groups) VALUES (%s, 'a.jpg', '{x}'), (%s, 'b.jpg', '{y}')",
         (dataset, dataset),
     )
-    conn.execute("SET session_replication_role = replica")  # no triggers fire
     conn.execute("UPDATE pgsearch.assets SET groups = '{z}' WHERE filename = 'a.jpg'")
-    conn.execute(
-        "INSERT INTO pgsearch.assets (dataset_id, filename, groups) VALUES (%s, 'c.jpg', '{x}')", (dataset,)
-    )
-    conn.execute("SET session_replication_role = DEFAULT")
     assert _actual(conn) != _expected(conn)
-    # A later write through the triggers takes over a row left behind instead of failing.
-    conn.execute("UPDATE pgsearch.assets SET groups = '{x}' WHERE filename = 'a.jpg'")
-    assert conn.execute("SELECT pgsearch.refresh_group_members()").fetchone() == (3,)
+    assert conn.execute("SELECT pgsearch.refresh_group_members()").fetchone() == (2,)
+    assert _actual(conn) == _expected(conn)
+    # A group edit after that takes the rows over instead of failing on them.
+    ids = [r[0] for r in conn.execute("SELECT id FROM pgsearch.assets ORDER BY id")]
+    assert Client(conn).edit_group("r", "x", add=ids, commit=False) == (2, 0)
     assert _actual(conn) == _expected(conn)

@@ -24,6 +24,7 @@ from pgsearch.curate import graph
 from pgsearch.curate.copyio import read_neighbor_rows
 from pgsearch.curate.spaces import CurationError, resolve_space
 from pgsearch.datasets import ensure_dataset
+from pgsearch.loader import vectors as embedding_writer
 from pgsearch.loader import writer
 from pgsearch.loader.spaces import Space, ensure_model, ensure_space
 
@@ -222,7 +223,7 @@ def insert_assets(
     start: int = 0,
 ) -> tuple[Space, np.ndarray]:
     """Assets f{i}.jpg with these vectors, written as the loader writes them (binary COPY into the
-    space's partition, triggers on); returns the space and the asset ids."""
+    space's partition through the embedding writer); returns the space and the asset ids."""
     ds = ensure_dataset(conn, dataset)
     n, dim = vectors.shape
     model_id = ensure_model(conn, model, dim, False, {})
@@ -233,12 +234,9 @@ def insert_assets(
     ) as copy:
         for j, aid in enumerate(ids.tolist()):
             copy.write_row((aid, ds.id, f"f{start + j:06d}.jpg", 64, 48))
-    write_vectors(conn, space, ids, vectors)
-    with conn.cursor().copy(
-        "COPY pgsearch.asset_embedding_state (space_id, asset_id, state) FROM STDIN"
-    ) as copy:
-        for aid in ids.tolist():
-            copy.write_row((space.id, aid, "done"))
+    embedding_writer.write(
+        conn, space, [embedding_writer.Embedding(i, 1, v) for i, v in zip(ids.tolist(), vectors, strict=True)]
+    )
     if index:
         conn.execute("SELECT pgsearch.build_embedding_index(%s)", (space.id,))
     conn.commit()
@@ -406,11 +404,14 @@ def test_incremental_refresh_through_the_index(conn: psycopg.Connection) -> None
     _, twin = insert_assets(conn, "vec", x[[2000]], start=8029)
     changed = ids[100:106]
     rng = np.random.default_rng(5)
-    conn.execute(
-        sql.SQL("DELETE FROM pgsearch.{} WHERE asset_id = ANY(%s)").format(sql.Identifier(space.table_name)),
-        (changed.tolist(),),
+    dataset_id = conn.execute("SELECT id FROM pgsearch.datasets WHERE name = 'vec'").fetchone()[0]
+    writing = ensure_space(conn, dataset_id, ensure_model(conn, "test:vectors", 32, False, {}), "asset")
+    new_vectors = x[rng.integers(200, 8000, size=6)]
+    embedding_writer.write(
+        conn,
+        writing,
+        [embedding_writer.Embedding(i, 2, v) for i, v in zip(changed.tolist(), new_vectors, strict=True)],
     )
-    write_vectors(conn, space, changed, x[rng.integers(200, 8000, size=6)])
     gone = ids[500:506]
     conn.execute("DELETE FROM pgsearch.assets WHERE id = ANY(%s)", (gone.tolist(),))
     s = graph.summary(conn, space)

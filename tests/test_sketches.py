@@ -1,6 +1,8 @@
-"""Asset sketches (sql/sketches.sql): the triggers keep assets.sketches[space] equal to the sign
-bits of (vector - the space's centre) through COPY into a partition, INSERT through the parent,
-UPDATE and DELETE; refresh_asset_sketches repairs writes that bypassed them. And the exact path that pre-ranks by sketch: exactly
+"""Asset sketches (sql/functions/write_asset_sketches.sql): the embedding writer
+(loader/vectors.py) keeps assets.sketches[space] equal to the sign bits of (vector - the space's
+centre) as it writes, replaces and deletes vectors, and the loader's numpy sketches of new rows
+(loader/sketches.py) are bit for bit what SQL's binary_quantize computes; refresh_asset_sketches
+repairs vectors written around the writer. And the exact path that pre-ranks by sketch: exactly
 k rows, recall >= 0.95 against numpy, exact answers when the space has no centre."""
 
 from __future__ import annotations
@@ -8,9 +10,14 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pgvector import HalfVector
 from psycopg import sql
 
+from pgsearch.loader import sketches, vectors
+from pgsearch.loader import vectors as loader_vectors
+from pgsearch.loader.spaces import Space
 from pgsearch.translator import Catalog, EmbeddingSpace, Similarity, VectorSource, compile_query
 from pgsearch.translator.paths import RERANK_BITS, rerank_count
 
@@ -73,12 +80,20 @@ def _centre(conn: psycopg.Connection, space: int) -> np.ndarray | None:
     return None if value is None else np.array([float(x) for x in value.strip("[]").split(",")])
 
 
-def test_triggers_keep_sketches(conn: psycopg.Connection) -> None:
+def _loader_space(conn: psycopg.Connection, space: int, table: str, dim: int) -> Space:
+    dataset, model = conn.execute(
+        "SELECT dataset_id, model_id FROM pgsearch.embedding_spaces WHERE id = %s", (space,)
+    ).fetchone()
+    return Space(space, dataset, model, "sk", "asset", dim, table, False, False)
+
+
+def test_the_writer_keeps_sketches(conn: psycopg.Connection) -> None:
     rng = np.random.default_rng(1)
     _, space, table, ids = _space(conn, 12, 6)
+    writing = _loader_space(conn, space, table, 12)
     first = rng.normal(size=(4, 12)).astype(np.float32) + 0.5
 
-    _copy(conn, table, space, ids[:4], first)
+    vectors.write(conn, writing, [vectors.Embedding(i, 1, v) for i, v in zip(ids[:4], first, strict=True)])
     centre = _centre(conn, space)
     assert centre is not None
     # The centre is the first batch's mean, in half precision.
@@ -86,36 +101,56 @@ def test_triggers_keep_sketches(conn: psycopg.Connection) -> None:
     assert _sketches(conn, space, ids[:4]) == _bits(first, centre)
     assert _sketches(conn, space, ids[4:]) == [None, None]
 
-    # Through the parent table; the centre stays what it was.
+    # A later batch; the centre stays what it was.
     later = rng.normal(size=(2, 12)).astype(np.float32)
-    for asset_id, vector in zip(ids[4:], later, strict=True):
-        conn.execute(
-            "INSERT INTO pgsearch.asset_embeddings (space_id, asset_id, embedding) VALUES (%s, %s, %s)",
-            (space, asset_id, HalfVector(vector)),
-        )
+    vectors.write(conn, writing, [vectors.Embedding(i, 1, v) for i, v in zip(ids[4:], later, strict=True)])
     assert np.array_equal(_centre(conn, space), centre)
     assert _sketches(conn, space, ids[4:]) == _bits(later, centre)
 
-    # A re-embedded asset gets the new vector's sketch; a deleted vector takes its sketch along.
+    # A re-embedded asset gets the new vector's sketch; a failed one and a forgotten one lose it.
     replaced = -first[0]
-    conn.execute(
-        sql.SQL("UPDATE {} SET embedding = %s WHERE asset_id = %s").format(_t(table)),
-        (HalfVector(replaced), ids[0]),
+    vectors.write(
+        conn, writing, [vectors.Embedding(ids[0], 2, replaced), vectors.Embedding(ids[1], 2, reason="x")]
     )
-    assert _sketches(conn, space, ids[:1]) == _bits(replaced[None, :], centre)
-    conn.execute(sql.SQL("DELETE FROM {} WHERE asset_id = ANY(%s)").format(_t(table)), (ids[1:3],))
-    assert _sketches(conn, space, ids[1:3]) == [None, None]
+    assert _sketches(conn, space, ids[:2]) == [*_bits(replaced[None, :], centre), None]
+    vectors.forget(conn, [writing], ids[2:3])
+    assert _sketches(conn, space, ids[2:3]) == [None]
     assert conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,)).fetchone()[0] == 0
 
-    # Writes that skip triggers leave sketches behind; the refresh finds exactly those.
-    conn.execute("SET session_replication_role = replica")
+    # Vectors written around the writer leave sketches behind; the refresh finds exactly those.
     conn.execute(
         sql.SQL("UPDATE {} SET embedding = %s WHERE asset_id = ANY(%s)").format(_t(table)),
         (HalfVector(first[3] * -2), ids[3:5]),
     )
-    conn.execute("SET session_replication_role = DEFAULT")
     assert conn.execute("SELECT pgsearch.refresh_asset_sketches(%s)", (space,)).fetchone()[0] == 2
     assert _sketches(conn, space, ids[3:5]) == _bits(np.stack([first[3] * -2] * 2), centre)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.lists(
+        st.lists(
+            st.floats(-4, 4, allow_nan=False, width=16) | st.sampled_from([0.0, -0.0, 6e-8, -6e-8, 1e-4]),
+            min_size=6,
+            max_size=6,
+        ),
+        min_size=2,
+        max_size=8,
+    )
+)
+def test_numpy_sketches_equal_sql(conn: psycopg.Connection, data: list[list[float]]) -> None:
+    """The loader's sketches of new rows (numpy) against binary_quantize in SQL on the same stored
+    halfvecs and centre: ties, signed zeros and subnormal differences included."""
+    arr = np.array(data, dtype=np.float32)
+    centre = sketches.center_of(arr)
+    bits = sketches.sketch_texts(arr, centre)
+    text = "[" + ",".join(repr(float(x)) for x in centre) + "]"
+    for row, expected in zip(arr, bits, strict=True):
+        got = conn.execute(
+            "SELECT binary_quantize(%s::halfvec - %s::halfvec)::varbit::text",
+            ("[" + ",".join(repr(float(x)) for x in row.astype(np.float16)) + "]", text),
+        ).fetchone()[0]
+        assert got == expected
 
 
 N, DIM = 4000, RERANK_BITS
@@ -130,17 +165,21 @@ def _clustered(rng: np.random.Generator) -> np.ndarray:
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("triggers", [True, False], ids=["sketched", "no-centre"])
+@pytest.mark.parametrize("triggers", [True, False], ids=["sketched", "no-centre"])  # (the writer)
 def test_sketch_ranked_exact_path(conn: psycopg.Connection, triggers: bool) -> None:
     rng = np.random.default_rng(3)
     vectors = _clustered(rng)
     dataset, space_id, table, ids = _space(conn, DIM, N)
-    if not triggers:
-        # Vectors that never went through the triggers: no centre, no sketches; the exact path
+    if triggers:
+        loader_vectors.write(
+            conn,
+            _loader_space(conn, space_id, table, DIM),
+            [loader_vectors.Embedding(i, 1, v) for i, v in zip(ids, vectors, strict=True)],
+        )
+    else:
+        # Vectors written around the embedding writer: no centre, no sketches; the exact path
         # must then rank every matching row itself.
-        conn.execute("SET session_replication_role = replica")
-    _copy(conn, table, space_id, ids, vectors)
-    conn.execute("SET session_replication_role = DEFAULT")
+        _copy(conn, table, space_id, ids, vectors)
     conn.execute("ANALYZE")
     assert (_centre(conn, space_id) is not None) == triggers
 

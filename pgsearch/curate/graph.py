@@ -755,7 +755,7 @@ def _graph_lock(conn: psycopg.Connection, space: Space) -> Iterator[Callable[[],
 def _read_snapshot_time(conn: psycopg.Connection) -> float:
     """The time the rows computed from what this transaction reads are as of: its start, or the
     start of the oldest other transaction still open in this database (one of those may commit
-    a changed vector after our snapshot while its asset rows carry its earlier start time).
+    a changed vector after our snapshot while its state rows carry its earlier start time).
     As a Unix time. Run it first in a REPEATABLE READ transaction."""
     row = conn.execute(
         "SELECT extract(epoch FROM least(now(), (SELECT min(xact_start) FROM pg_stat_activity"
@@ -959,33 +959,28 @@ def _lag_ctes(space: Space) -> sql.Composed:
     """CTEs over the stored graph g: gone (rows whose item has no vector), changed (rows whose
     item's vector changed since computed_at), bad (both).
 
-    A vector change always comes with a change of its asset row after the row's computed_at: the
-    loader rewrites the asset row of a changed file in the transaction that replaces its vectors
-    (and those of its kept shapes), and the sketch triggers touch the asset row of every asset
-    vector written. Those rows are the candidates; an asset row touched for another reason (a
-    group, a status, metadata) keeps its vector, and so its distances to its neighbours. A
-    candidate whose distance to its nearest neighbour, recomputed now, is the stored one kept its
-    vector (one index lookup: most touched rows end there). Otherwise it counts as changed when
-    its distances to its first CHANGE_PROBES neighbours differ from the stored ones: the distance
-    to any of them whose own row was not touched (so whose vector is the same), or where all were
-    touched, at least two of the distances (one, when one of those neighbours is left; a row none
-    of whose neighbours is left counts too). So a row one of whose neighbours changed is not
-    taken for a changed item (it is stale all the same: it names one).
-    A vector rewritten with plain SQL on the shape embeddings, which touches no asset row, is
-    not seen: `pgsearch neighbors --rebuild` recomputes everything."""
-    if space.target == "asset":
-        touched = sql.SQL("JOIN pgsearch.assets AS a ON a.id = g.item_id WHERE a.updated_at > g.computed_at")
-        row_of = sql.SQL("LEFT JOIN pgsearch.assets AS a ON a.id = u.id")
-        touched_at = sql.SQL("a.updated_at")
-    else:
-        touched = sql.SQL(
-            "JOIN pgsearch.shapes AS s ON s.id = g.item_id JOIN pgsearch.assets AS a ON a.id = s.asset_id"
-            " WHERE greatest(a.updated_at, s.created_at) > g.computed_at"
-        )
-        row_of = sql.SQL(
-            "LEFT JOIN pgsearch.shapes AS s ON s.id = u.id LEFT JOIN pgsearch.assets AS a ON a.id = s.asset_id"
-        )
-        touched_at = sql.SQL("greatest(a.updated_at, s.created_at)")
+    A vector written by pgsearch's embedding writer (loader/vectors.py: `pgsearch load`,
+    `pgsearch embed`) always rewrites its embedding state row, whose updated_at then lies after
+    the graph row's computed_at. Those rows are the candidates; a state rewritten with the same
+    vector (a retry, a reload of an unchanged image under another name) keeps its distances to
+    its neighbours. A candidate whose distance to its nearest neighbour, recomputed now, is the
+    stored one kept its vector (one index lookup: most candidates end there). Otherwise it counts
+    as changed when its distances to its first CHANGE_PROBES neighbours differ from the stored
+    ones: the distance to any of them whose own state was not rewritten (so whose vector is the
+    same), or where all were, at least two of the distances (one, when one of those neighbours is
+    left; a row none of whose neighbours is left counts too). So a row one of whose neighbours
+    changed is not taken for a changed item (it is stale all the same: it names one).
+    A vector rewritten with plain SQL, around the writer and its state rows, is not seen:
+    `pgsearch neighbors --rebuild` recomputes everything."""
+    state = sql.Identifier("pgsearch", f"{space.target}_embedding_state")
+    key = sql.Identifier(_key(space))
+    touched = sql.SQL(
+        "JOIN {state} AS st ON st.space_id = {space} AND st.{key} = g.item_id WHERE st.updated_at > g.computed_at"
+    ).format(state=state, space=sql.Literal(space.id), key=key)
+    row_of = sql.SQL("LEFT JOIN {state} AS st ON st.space_id = {space} AND st.{key} = u.id").format(
+        state=state, space=sql.Literal(space.id), key=key
+    )
+    touched_at = sql.SQL("st.updated_at")
     return sql.SQL(
         "gone AS MATERIALIZED ("
         "  SELECT g.item_id FROM {graph} AS g"

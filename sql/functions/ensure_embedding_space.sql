@@ -1,6 +1,5 @@
 -- Creates (or returns) the space for (dataset, model, target) and its partition of
--- asset_embeddings or shape_embeddings; a new asset partition gets the sketch triggers
--- (sql/triggers/asset_embeddings_sketch.sql).
+-- asset_embeddings or shape_embeddings.
 CREATE OR REPLACE FUNCTION pgsearch.ensure_embedding_space(p_dataset_id bigint, p_model_id bigint, p_target text)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -22,9 +21,6 @@ BEGIN
     UPDATE pgsearch.embedding_spaces SET table_name = v_name WHERE id = v_id;
     EXECUTE format('CREATE TABLE pgsearch.%I PARTITION OF pgsearch.%I FOR VALUES IN (%s)',
                    v_name, p_target || '_embeddings', v_id);
-    IF p_target = 'asset' THEN
-        PERFORM pgsearch.add_sketch_triggers(v_name);
-    END IF;
     RETURN v_id;
 END $$;
 

@@ -1,5 +1,5 @@
--- Rebuilds group_members from assets (after writes that bypassed the triggers, e.g. with
--- session_replication_role = replica or on a logical replication subscriber). Returns the rows.
+-- Rebuilds all of group_members from assets.groups (after writes that went around pgsearch's
+-- writers, e.g. plain SQL or a logical replication subscriber). Returns the rows.
 CREATE OR REPLACE FUNCTION pgsearch.refresh_group_members() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -15,5 +15,5 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION pgsearch.refresh_group_members() IS
-    'Rebuilds pgsearch.group_members from assets.groups (after writes that bypassed the triggers); '
+    'Rebuilds pgsearch.group_members from assets.groups (after writes that went around pgsearch); '
     'returns the rows written.';
