@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from pgsearch.datasets import ensure_dataset, get_dataset
+from pgsearch.datasets import ensure_dataset, get_dataset, model_to_embed, remember_model
 from pgsearch.errors import NotFound
 from pgsearch.loader import vectors, writer
 from pgsearch.loader.annotations import AnnotationSet, FileIndex, ShapeSpec, parse_annotations
@@ -241,13 +242,13 @@ class Loader:
         if o.model:
             return o.model
         try:
-            dataset = get_dataset(self.conn, o.dataset)
-            models = dataset_models(self.conn, dataset.id)
+            found = model_to_embed(self.conn, get_dataset(self.conn, o.dataset).id)
         except NotFound:
-            models = []
+            found = None
         finally:
             self.conn.commit()
-        return models[0] if models else DEFAULT_MODEL
+        # The dataset's default model, else its first, else pgsearch's.
+        return found or DEFAULT_MODEL
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -319,6 +320,11 @@ class Loader:
                 else:
                     assert self.embedder is not None
                     dim, has_text, config = self.embedder.dim, self.embedder.has_text, self.embedder.config()
+                existing = dataset_models(conn, self.dataset.id)
+                if len(existing) == 1 and existing[0] != model_name:
+                    # A second model joins: the first becomes the default, so what searched it
+                    # without naming it keeps doing so.
+                    remember_model(conn, self.o.dataset, existing[0])
                 model_id = ensure_model(conn, model_name, dim, has_text, config)
                 self.asset_space = ensure_space(conn, self.dataset.id, model_id, "asset")
                 if self.o.embed_shapes and self.external is None and self._has_geometric_shapes(annotations):
@@ -587,9 +593,21 @@ class Loader:
     def write_assets(self, batch: Batch) -> None:
         """Asset rows first: shapes and vectors reference them. An asset with a new image loses
         its vectors in every model, so each model sees it pending again."""
+        self.count_new_shapes(batch)
         writer.insert_assets(self.conn, batch.new_rows, self.new_asset_sketches(batch))
         writer.update_assets(self.conn, batch.updated_rows)
         vectors.forget(self.conn, self.all_asset_spaces, batch.changed_assets)
+
+    def count_new_shapes(self, batch: Batch) -> None:
+        """New assets' label counts from the shapes this batch writes for them, into their rows."""
+        counts: dict[int, Counter[str]] = {}
+        for new in batch.new_shapes:
+            counts.setdefault(new.plan.asset_id, Counter())[new.spec.label] += 1
+        for row in batch.new_rows:
+            found = counts.get(row.id)
+            if found:
+                row.label_counts = dict(found)
+                row.annotation_count = sum(found.values())
 
     def new_asset_sketches(self, batch: Batch) -> dict[int, str]:
         """The sketches of new assets this batch embeds, for their rows' COPY (vectors.py)."""

@@ -33,6 +33,10 @@ class AssetRow:
     groups: list[str]
     metadata: dict[str, Any] = field(metadata=JSON)
     load_error: str | None
+    # What the asset's shapes count, written with the row by the loader for a new asset (so the
+    # shapes triggers, which recompute them, find nothing to change: no second row version).
+    label_counts: dict[str, int] = field(default_factory=dict, metadata=JSON)
+    annotation_count: int = 0
 
 
 @dataclass

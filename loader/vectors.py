@@ -224,13 +224,14 @@ def _derived(conn: psycopg.Connection, space: Space, ids: Sequence[int]) -> None
 def sketch_center(conn: psycopg.Connection, space: Space, vectors: np.ndarray) -> np.ndarray:
     """The space's sketch centre, set from `vectors` when it has none (the first writer wins; a
     concurrent one waits on the row and then reads the winner's)."""
-    conn.execute(
-        "UPDATE pgsearch.embedding_spaces SET sketch_center = %s::halfvec WHERE id = %s AND sketch_center IS NULL",
-        ("[" + ",".join(repr(float(x)) for x in sketches.center_of(vectors)) + "]", space.id),
-    )
-    row = conn.execute(
-        "SELECT sketch_center::text FROM pgsearch.embedding_spaces WHERE id = %s", (space.id,)
-    ).fetchone()
+    select = "SELECT sketch_center::text FROM pgsearch.embedding_spaces WHERE id = %s"
+    row = conn.execute(select, (space.id,)).fetchone()
+    if row is None or row[0] is None:
+        conn.execute(
+            "UPDATE pgsearch.embedding_spaces SET sketch_center = %s::halfvec WHERE id = %s AND sketch_center IS NULL",
+            ("[" + ",".join(repr(float(x)) for x in sketches.center_of(vectors)) + "]", space.id),
+        )
+        row = conn.execute(select, (space.id,)).fetchone()
     assert row is not None and row[0] is not None
     return np.array(json.loads(row[0]), dtype=np.float16)
 

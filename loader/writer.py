@@ -18,8 +18,11 @@ from pgsearch.loader.images import ImageFacts
 from pgsearch.loader.rows import AssetRow, ShapeRow, columns, values
 from pgsearch.loader.spaces import Space
 
-# What an update may change: everything but the row's identity.
-_ASSET_UPDATE_COLUMNS = tuple(c for c in columns(AssetRow) if c not in ("id", "dataset_id"))
+# What an update may change: everything but the row's identity, and the label counts, which the
+# shapes triggers keep from the shapes (a new row is COPYed with them already right).
+_ASSET_UPDATE_COLUMNS = tuple(
+    c for c in columns(AssetRow) if c not in ("id", "dataset_id", "label_counts", "annotation_count")
+)
 
 
 def reserve_ids(conn: psycopg.Connection, table: str, count: int) -> list[int]:

@@ -32,7 +32,7 @@ from psycopg.rows import TupleRow, dict_row
 
 from pgsearch import db as database
 from pgsearch.catalog import load_catalog
-from pgsearch.datasets import choose_space
+from pgsearch.datasets import choose_space, model_to_embed, shapes_not_embedded
 from pgsearch.errors import PgsearchError
 from pgsearch.search_settings import libpq_options
 from pgsearch.translator import (
@@ -219,6 +219,11 @@ class Client:
         )
 
     def explain(self, request: SearchRequest, *, analyze: bool = False) -> str:
+        """PostgreSQL's plan of the one statement `request` runs, as text (EXPLAIN's lines).
+
+        analyze=True runs the statement (EXPLAIN (ANALYZE, BUFFERS)): the plan then shows real
+        row counts and times, and which of the similarity paths did the work (the other one is
+        `(never executed)`). Whatever the statement did is rolled back."""
         compiled = self.compile(request)
         prefix = sql.SQL("EXPLAIN (ANALYZE, BUFFERS) ") if analyze else sql.SQL("EXPLAIN ")
         statement = prefix + sql.SQL(compiled.sql)
@@ -274,15 +279,32 @@ class Client:
         return self._space(self.catalog(dataset), target, model)
 
     @staticmethod
-    def _space(catalog: Catalog, target: str, model: str | None) -> EmbeddingSpace:
+    def _space(
+        catalog: Catalog,
+        target: str,
+        model: str | None,
+        *,
+        text: bool = False,
+        embed_model: str | None = None,
+    ) -> EmbeddingSpace:
+        """The space a search orders by. A text prompt needs a model with a text tower: when
+        only one of the dataset's models has one, a request naming no model gets it (the other
+        could not serve the prompt at all)."""
+        spaces = catalog.spaces
+        if text and model is None:
+            towers = {s.model for s in spaces if s.target == target and s.has_text}
+            if len(towers) == 1:
+                model = towers.pop()
         return choose_space(
-            catalog.spaces,
+            spaces,
             dataset=catalog.dataset_name,
             target=target,
             model=model,
             error=SearchError,
             to_embed="",
             name_one="model= (CLI: --model)",
+            default=catalog.default_model,
+            embed_model=embed_model or catalog.default_model,
         )
 
     def _similarity(self, request: SearchRequest, catalog: Catalog) -> Similarity | None:
@@ -297,7 +319,25 @@ class Client:
             )
         ):
             return None
-        space = self._space(catalog, request.target, request.model)
+        if request.target == "shape" and not any(s.target == "shape" for s in catalog.spaces):
+            # Say why (only tags? nothing embedded yet?) instead of a bare "no embeddings".
+            with self._transaction():
+                reason = shapes_not_embedded(
+                    self.conn,
+                    catalog.dataset_id,
+                    catalog.dataset_name,
+                    request.model or catalog.default_model,
+                )
+            raise SearchError(reason)
+        embed_model = None
+        if not any(s.target == request.target for s in catalog.spaces):
+            # The error path only: which model the hint to embed names (the one the dataset
+            # remembers, e.g. after `pgsearch embed --drop`).
+            with self._transaction():
+                embed_model = model_to_embed(self.conn, catalog.dataset_id)
+        space = self._space(
+            catalog, request.target, request.model, text=request.text is not None, embed_model=embed_model
+        )
         source: AssetSource | ShapeSource | VectorSource
         if request.similar_to_shape is not None:
             source = ShapeSource(int(request.similar_to_shape))  # checked: an int or digits
@@ -476,7 +516,7 @@ class Client:
         if add:
             statement = (
                 "UPDATE pgsearch.assets SET groups = array_append(groups, %(g)s)"
-                " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND NOT (%(g)s = ANY(groups))"
+                " WHERE dataset_id = %(d)s AND id = ANY(%(ids)s) AND array_position(groups, %(g)s) IS NULL"
             )
         else:
             statement = (
@@ -496,6 +536,8 @@ class Client:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Closes the connection (the embedded server keeps running: `pgsearch db stop` stops
+        it). The client is unusable afterwards; `with pgsearch.connect() as db:` closes it too."""
         self.conn.close()
 
     def __enter__(self) -> Client:

@@ -46,14 +46,19 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
     if keys:
         metadata_keys = _keys(conn, "assets", "metadata", ds.id)
         attribute_keys = _keys(conn, "shapes", "attributes", ds.id)
+    # The default model comes with the spaces (no extra round trip per search): it matters only
+    # as one of the dataset's models with a space.
+    rows = conn.execute(
+        "SELECT s.id, m.name, s.target, s.dim, s.table_name, m.has_text, s.model_id = d.default_model_id"
+        " FROM pgsearch.embedding_spaces AS s JOIN pgsearch.embedding_models AS m ON m.id = s.model_id"
+        " JOIN pgsearch.datasets AS d ON d.id = s.dataset_id WHERE s.dataset_id = %s ORDER BY s.id",
+        (ds.id,),
+    ).fetchall()
     spaces = tuple(
-        EmbeddingSpace(id=r[0], model=r[1], target=r[2], dim=r[3], table=r[4])
-        for r in conn.execute(
-            "SELECT s.id, m.name, s.target, s.dim, s.table_name FROM pgsearch.embedding_spaces AS s"
-            " JOIN pgsearch.embedding_models AS m ON m.id = s.model_id WHERE s.dataset_id = %s ORDER BY s.id",
-            (ds.id,),
-        )
+        EmbeddingSpace(id=r[0], model=r[1], target=r[2], dim=r[3], table=r[4], has_text=bool(r[5]))
+        for r in rows
     )
+    default = next((r[1] for r in rows if r[6]), None)
     # In one round trip: the latest map run per target (its points are x, y, cluster), and the
     # latest run of each curation tool per target (curation_runs_dataset_idx serves it), whose
     # space's partition of the tool's table holds that run's results.
@@ -85,4 +90,5 @@ def load_catalog(conn: psycopg.Connection, dataset: str, *, keys: bool = True) -
         spaces=spaces,
         field_columns=field_columns,
         score_spaces=score_spaces,
+        default_model=default,
     )

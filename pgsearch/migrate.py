@@ -409,6 +409,8 @@ UNION ALL
 SELECT p.oid::regprocedure::text FROM pg_proc AS p WHERE p.pronamespace = 'pgsearch'::regnamespace
 """
 
+_FUNCTION_NAMES = "SELECT p.proname FROM pg_proc AS p WHERE p.pronamespace = 'pgsearch'::regnamespace"
+
 _PRIVILEGES = {
     "SELECT",
     "INSERT",
@@ -430,14 +432,21 @@ def _restore_grants(conn: psycopg.Connection, grants: list[tuple[Any, ...]]) -> 
     """Grants again what roles had on objects that were dropped and created again (reader roles
     of `pgsearch db grant-reader`, a BI tool's own role): a no-op for those replaced in place."""
     present = {row[0] for row in conn.execute(_KEYS)}
+    functions = {row[0] for row in conn.execute(_FUNCTION_NAMES)}
     for kind, name, schemas, types, key, role, privilege, grantable in grants:
-        if key not in present or privilege not in _PRIVILEGES:
+        if privilege not in _PRIVILEGES:
             continue
-        target = (
-            sql.SQL("FUNCTION {}").format(_function(name, schemas, types))
-            if kind == "function"
-            else sql.Identifier(SCHEMA, name)
-        )
+        if key in present:
+            target = (
+                sql.SQL("FUNCTION {}").format(_function(name, schemas, types))
+                if kind == "function"
+                else sql.Identifier(SCHEMA, name)
+            )
+        elif kind == "function" and name in functions:
+            # Its arguments changed: named alone (pgsearch never overloads a function name).
+            target = sql.SQL("FUNCTION {}").format(sql.Identifier(SCHEMA, name))
+        else:
+            continue
         conn.execute(
             sql.SQL("GRANT {} ON {} TO {}{}").format(
                 sql.SQL(privilege),

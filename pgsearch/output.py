@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -266,9 +267,14 @@ def status_text(info: dict[str, Any]) -> str:
         f"{info['shapes']} shapes"
     ]
     if not info["models"]:
-        lines.append("  no embedding model yet: `pgsearch embed --dataset NAME --model SPEC` activates one")
+        command = info.get("embed_command") or "pgsearch embed --dataset NAME --model SPEC"
+        lines.append(f"  no embedding model yet: `{command}` activates one")
+    default = info.get("default_model")
     for m in info["models"]:
-        lines.append(f"  model {m['model']} ({m['dim']} dims{', text search' if m['has_text'] else ''})")
+        mark = ", the default" if m["model"] == default else ""
+        lines.append(
+            f"  model {m['model']} ({m['dim']} dims{', text search' if m['has_text'] else ''}{mark})"
+        )
         for key in ("assets", "shapes"):
             c = m[key]
             if c is None:
@@ -281,6 +287,12 @@ def status_text(info: dict[str, Any]) -> str:
             for r in c["reasons"]:
                 examples = ", ".join(e["filename"] for e in r["examples"])
                 lines.append(f"      {r['count']} x {r['reason']}  (e.g. {examples})")
+    if len(info["models"]) > 1 and not any(m["model"] == default for m in info["models"]):
+        lines.append(
+            "  no default model: searches must name one (--model), or set one with "
+            f"`pgsearch embed --dataset {shlex.quote(info['dataset'])} "
+            f"--default-model {shlex.quote(info['models'][0]['model'])}`"
+        )
     return "\n".join(lines)
 
 

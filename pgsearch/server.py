@@ -15,6 +15,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,10 @@ class ServerStatus:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
 
 
+# Whether this process said that it started the embedded server (EmbeddedServer.url).
+_announced = False
+
+
 class EmbeddedServer:
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or home_dir()
@@ -94,6 +99,7 @@ class EmbeddedServer:
         self.logfile = self.home / "postgres.log"
         self.lock = FileLock(str(self.home / "server.lock"), timeout=LOCK_TIMEOUT_S)
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
+        self.started = False  # whether start() started it (it was not running before)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -124,6 +130,7 @@ class EmbeddedServer:
                 self._write_port(port)
             self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.logfile))
             self._ensure_database()
+            self.started = True
             return self.status()
 
     def stop(self) -> bool:
@@ -136,10 +143,22 @@ class EmbeddedServer:
             self._pg_ctl("stop", "-w", "-m", "fast")
             return True
 
-    def url(self) -> str:
-        """The URL of the running server, started on demand."""
-        url = self.start().url
+    def url(self, *, announce: bool = True) -> str:
+        """The URL of the running server, started on demand. A server started here is
+        announced once per process on stderr (where it runs, how to stop it): it outlives the
+        command, and a user who never asked for a server should know one is left running."""
+        global _announced
+        status = self.start()
+        url = status.url
         assert url is not None
+        if announce and self.started and not _announced:
+            _announced = True
+            print(
+                f"pgsearch: started the embedded PostgreSQL server on 127.0.0.1:{status.port} "
+                f"(data in {self.pgdata}); it keeps running for psql and later commands: "
+                "`pgsearch db stop` stops it",
+                file=sys.stderr,
+            )
         return url
 
     # -- init ---------------------------------------------------------------------------------

@@ -90,3 +90,59 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, pg_home: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PGSEARCH_HOME", str(pg_home))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+# -- the `models` part: tests that need torch (and open_clip / timm) ---------------------------
+# `pip install -e '.[test]'` installs them and runs everything; `pip install -e '.[test-core]'`
+# does not, and `pytest -m "not models"` runs the rest. Without torch these tests are skipped
+# with the reason, so a torch-free run is never mistaken for a complete one. Modules listed with
+# None import torch themselves (they cannot even be collected without it); the others name their
+# tests that embed with an open_clip or timm model.
+MODEL_TESTS: dict[str, frozenset[str] | None] = {
+    "test_models.py": None,
+    "test_embed_status.py": frozenset(
+        {"test_status_embed_retry_and_drop", "test_stored_vectors_are_what_the_model_returns"}
+    ),
+    "test_load_incremental.py": frozenset({"test_changed_file_replaces_row_shapes_and_embeddings"}),
+    "test_hints.py": frozenset(
+        {
+            "test_text_search_picks_the_model_with_a_text_tower",
+            "test_demo_try_lines_keep_working_after_a_second_model",
+            "test_demo_curation_try_lines_after_a_second_model",
+        }
+    ),
+}
+NO_TORCH = "needs torch (the `models` part: pip install -e '.[test]' or '.[models]')"
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class _NeedsTorch(pytest.Module):
+    """A test module that imports torch, collected without it: skipped whole, with the reason."""
+
+    def collect(self) -> list[pytest.Item]:
+        pytest.skip(NO_TORCH, allow_module_level=True)
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if MODEL_TESTS.get(module_path.name, frozenset()) is None and not torch_available():
+        return _NeedsTorch.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_torch = torch_available()
+    for item in items:
+        names = MODEL_TESTS.get(item.path.name, frozenset())
+        base = getattr(item, "originalname", item.name)
+        if names is None or base in names or item.get_closest_marker("models") is not None:
+            item.add_marker(pytest.mark.models)
+            if not has_torch:
+                item.add_marker(pytest.mark.skip(reason=NO_TORCH))

@@ -212,7 +212,8 @@ def test_errors_are_clear(dsn: str, tmp_path: Path) -> None:
     ok(run("load", str(tmp_path / "f"), "--dataset", "raw", "--format", "folders", "--no-embed", "-q"))
     bare = run("duplicates", "--dataset", "raw")
     assert (
-        bare.exit_code != 0 and "no asset embeddings yet; run `pgsearch embed --dataset raw`" in bare.output
+        bare.exit_code != 0
+        and "no asset embeddings yet; run `pgsearch embed --dataset raw --model pixels`" in bare.output
     )
     for bad in ("0", "-0.1", "1.5", "nan"):
         result = run("duplicates", "--dataset", "raw", "--threshold", bad)

@@ -126,7 +126,8 @@ def test_errors_are_clear(dsn: str, tmp_path: Path) -> None:
     ok(run("load", str(tmp_path / "f"), "--dataset", "raw", "--format", "folders", "--no-embed", "-q"))
     bare = run("outliers", "--dataset", "raw")
     assert (
-        bare.exit_code != 0 and "no asset embeddings yet; run `pgsearch embed --dataset raw`" in bare.output
+        bare.exit_code != 0
+        and "no asset embeddings yet; run `pgsearch embed --dataset raw --model pixels`" in bare.output
     )
     for bad in ("0", "1", "-0.5", "2", "nan"):
         result = run("outliers", "--dataset", "raw", "--threshold", bad)

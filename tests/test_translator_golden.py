@@ -44,7 +44,7 @@ WIDE_SPACE = EmbeddingSpace(
 CATALOG = Catalog(
     dataset_id=42,
     dataset_name="zoo",
-    labels=frozenset({"squirrel", "wheels", "butterfly", "traffic light", "width", "person"}),
+    labels=frozenset({"squirrel", "wheels", "butterfly", "traffic light", "width", "person", "7"}),
     metadata_keys=frozenset({"camera", "iso", "gps", "night"}),
     attribute_keys=frozenset({"occluded", "score"}),
     asset_run=3,
@@ -245,6 +245,25 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("null == null", {}),
         ("width in (1, null)", {}),
         ("not null", {}),
+        # constant conditions: the same for every row, an error rather than all rows or none
+        ("3 >= 1", {}),
+        ("1 == 1", {}),
+        ('"a" == "a"', {}),
+        ("not 0 > 1", {}),
+        ("squirrel > 2 or 1 == 1", {}),
+        ('"a" in "abc"', {}),
+        ("7 > 0", {}),
+        ("7 > 0", {"target": "shape"}),
+        # a bare number where a label was meant: how to write a label that is a number
+        ("3", {}),
+        ("3 and squirrel", {}),
+        ("7", {}),
+        ("7", {"target": "shape"}),
+        # an unknown name that is a metadata key (or a shape attribute)
+        ('camera == "x"', {}),
+        ("gps.lat > 1", {}),
+        ("occluded", {"target": "shape"}),
+        ('camera == "x"', {"target": "shape"}),
     ],
 }
 

@@ -28,6 +28,7 @@ class EmbeddingSpace:
     target: Target
     dim: int
     table: str
+    has_text: bool = False  # the model has a text tower (a text prompt can be searched with)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Catalog:
     asset_run / shape_run: the latest projection run per target (None: cluster, x, y are missing).
     field_columns: the fields with a generated column (FieldColumn); the others are computed from
     the jsonb column.
+    default_model: the dataset's default embedding model (`pgsearch embed --default-model`), which
+    the caller uses when the dataset has several and a request names none.
     score_spaces: (target, tool, space id) of the latest run of each curation tool (CURATION_TOOLS)
     per target: its results are the space's partition of the tool's table. A tool without an entry
     has never run on that target, and a query naming one of its fields is an UnknownNameError
@@ -67,6 +70,7 @@ class Catalog:
     field_columns: tuple[FieldColumn, ...] = ()
     score_spaces: tuple[tuple[Target, str, int], ...] = ()
     schema: str = "pgsearch"
+    default_model: str | None = None  # the model a request naming none uses when there are several
 
     def space(self, target: Target, model: str | None = None) -> EmbeddingSpace | None:
         """The space for `target` (and `model` when given); None when there is none or several

@@ -90,7 +90,7 @@ def compile_query(
         tree = parse(text)
         check_allowed(text, tree)
         tree = Resolver(text, catalog, target).resolve(tree)
-        tree = TypeChecker(text).check(tree)
+        tree = TypeChecker(text, catalog.labels, target).check(tree)
         predicate = where_clause(generator.condition(tree))
     builder = StatementBuilder(catalog, target, params)
     if similarity is None:

@@ -11,7 +11,7 @@ built from translator/templates/statements.sql.
   straight to the exact path, whose cost is proportional to the matching rows.
 - The exact path of an asset space of at least SKETCH_MIN_DIM dimensions reads no vector for most
   matching rows: it ranks them by the Hamming distance between their sketch, kept in the asset
-  row by the sketch triggers (sql/), and the query's (binary_quantize(q - the space's centre)),
+  row by the embedding writer (sql/functions/write_asset_sketches.sql), and the query's (binary_quantize(q - the space's centre)),
   and computes the true distance of the best `rerank` only. The asset row is read for the filter
   anyway; a vector lookup per matching row cost twice that (bench/README.md). Shape spaces and
   small vectors read every matching row's vector.

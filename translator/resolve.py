@@ -292,9 +292,27 @@ class Resolver:
         else:
             candidates = [*ASSET_FIELDS, *self.catalog.labels]
             what = f"{name!r} is neither a field nor a label{dataset}"
-        close = difflib.get_close_matches(name, candidates, n=3)
+        close = self._json_spellings(name) or difflib.get_close_matches(name, candidates, n=3)
         hint = "; did you mean " + " or ".join(close) + "?" if close else ""
         return UnknownNameError(what + hint, self.text, where)
+
+    def _json_spellings(self, name: str) -> list[str]:
+        """`split == "val"` where the metadata has a key `split`: the user meant metadata.split
+        (attributes.split for a shape attribute). Keys match exactly or up to case."""
+        head, _, _ = name.partition(".")
+        roots: list[tuple[str, frozenset[str] | None]] = [("metadata", self.catalog.metadata_keys)]
+        if self.target == "shape":
+            roots = [
+                ("attributes", self.catalog.attribute_keys),
+                ("asset.metadata", self.catalog.metadata_keys),
+            ]
+        found: list[str] = []
+        for root, keys in roots:
+            for key in sorted(keys or ()):
+                if key == head or (key.lower() == head.lower() and not found):
+                    spelt = key if key.isidentifier() else "`" + key.replace("`", "``") + "`"
+                    found.append(f"{root}.{spelt}{name[len(head) :]}")
+        return found[:3]
 
 
 def _parts(node: exp.Expr) -> list[exp.Identifier]:

@@ -17,7 +17,7 @@ from .bounds import unit_vector
 from .catalog import AssetSource, Catalog, ShapeSource, Similarity, Target, VectorSource
 from .columns import ASSET_COLUMNS, SHAPE_COLUMNS
 from .fields import ASSET, EMBEDDING, JOINS, LABEL, SHAPE, join_ids
-from .generate import Params, cast, col
+from .generate import Params, cast, col, paren
 from .paths import SearchPath
 from .template import Rows, SlotValue, fill
 
@@ -91,7 +91,34 @@ class StatementBuilder:
             )
         # A walk without a route (no filter): its template's route CTE is left out.
         leave_out = frozenset({"route"}) if path.walk and path.route is None else frozenset()
-        return self._fill(path.template, slots, predicate, values, sim.space.dim, leave_out)
+        statement = self._fill(path.template, slots, predicate, values, sim.space.dim, leave_out)
+        if not sim.dissimilar:
+            self._source_first(statement, sim)
+        return statement
+
+    def _source_first(self, statement: exp.Expr, sim: Similarity) -> None:
+        """On equal distance the query item itself comes first: an identical copy of the image
+        (distance 0 as well) with a smaller id would otherwise head the results. The outer ORDER
+        BY gets `<the row is not the source>` (false first) between distance and id."""
+        source = sim.source
+        if isinstance(source, AssetSource) and source.asset_id is not None:
+            other = exp.NEQ(
+                this=col("hits", "id"), expression=self.params.named("source_asset", source.asset_id)
+            )
+        elif isinstance(source, AssetSource) and self.target == "asset":
+            name = self.params.named("source_filename", source.filename)
+            other = exp.NEQ(this=col(ASSET, "filename"), expression=name)
+        elif isinstance(source, ShapeSource):
+            other = exp.NEQ(
+                this=col("hits", "id"), expression=self.params.named("source_shape", source.shape_id)
+            )
+        else:
+            return  # a vector: no item of the dataset is the query
+        order = statement.args["order"]
+        keys = list(order.expressions)
+        order.set(
+            "expressions", [keys[0], exp.Ordered(this=paren(other), desc=False, nulls_first=False), *keys[1:]]
+        )
 
     def _candidates(
         self, predicate: exp.Expr | None, points: set[str], sim: Similarity, path: SearchPath, k: int

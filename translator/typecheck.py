@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlglot import exp
 
+from .catalog import Target
 from .errors import QueryLimitError, QueryTypeError
 from .nodes import FieldRef, FilenameSearch, JsonRef, Kind, LabelCount, Missing, QType, qtype, set_span, span
 from .regex import check_regex
@@ -40,9 +41,18 @@ NULL_USAGE = (
 )
 
 
+# What makes a condition depend on the row: without one of these it is the same for every row.
+_ROW_VALUES = (FieldRef, LabelCount, JsonRef, FilenameSearch)
+
+
 class TypeChecker:
-    def __init__(self, text: str) -> None:
+    """labels / target: the dataset's labels and the rows asked for, so that a number written
+    where a label was meant (`3`, `3 >= 1`) gets a message saying how to write that label."""
+
+    def __init__(self, text: str, labels: frozenset[str] = frozenset(), target: Target = "asset") -> None:
         self.text = text
+        self.labels = labels
+        self.target = target
         self.arithmetic = 0
 
     def check(self, tree: exp.Expr) -> exp.Expr:
@@ -68,18 +78,53 @@ class TypeChecker:
         else:
             t = self._value(node)
             if t.kind == Kind.BOOL:
+                self._check_constant(node)
                 return node
             if isinstance(node, LabelCount):
                 return self._typed(set_span(exp.GT(this=node, expression=_zero()), span(node)), BOOL)
             if t.kind == Kind.DYNAMIC:
                 self._settle(node, Kind.BOOL)
                 return node
-            raise self._error(
-                f"{self._show(node)!r} is a {t.kind.value}, not a condition; compare it, e.g. "
-                + ("width > 100" if t.kind == Kind.NUMBER else 'status == "review"'),
-                node,
+            example = "area > 100" if self.target == "shape" else "width > 100"
+            message = f"{self._show(node)!r} is a {t.kind.value}, not a condition; compare it, e.g. " + (
+                example if t.kind == Kind.NUMBER else 'status == "review"'
             )
+            if isinstance(node, exp.Literal) and not node.is_string:
+                message += self._number_label_hint(node, bare=True)
+            raise self._error(message, node)
         return self._typed(node, BOOL)
+
+    def _check_constant(self, node: exp.Expr) -> None:
+        """A comparison, `in` or function call with no field, label or metadata value in it is
+        the same for every row: `3 >= 1` would silently select every asset (usually a label that
+        is a number, written bare), `1 == 2` none. That is an error, not a query. `true` and
+        `false` written alone are allowed: nobody writes them by mistake."""
+        if isinstance(node, exp.Boolean) or isinstance(node, _ROW_VALUES) or node.find(*_ROW_VALUES):
+            return
+        rows = f"{self.target}s"
+        message = (
+            f"{self._show(node)!r} compares constants only (no field or label in it), so it is the same "
+            f"for every {self.target}: it would select all {rows} or none; compare a field or a label, "
+            f"e.g. {'area' if self.target == 'shape' else 'width'} >= 1"
+        )
+        for literal in node.find_all(exp.Literal):
+            if not literal.is_string:
+                message += self._number_label_hint(literal, bare=False)
+                break
+        raise self._error(message, node)
+
+    def _number_label_hint(self, literal: exp.Literal, bare: bool) -> str:
+        """How to write a label that is a number, in spellings the language accepts: a
+        backquoted name (a label count), count("3"), and membership in labels. A number that is
+        not a label of the dataset gets the general rule only when written bare."""
+        name = self._show(literal)
+        if name in self.labels:
+            if self.target == "shape":
+                return f'; for shapes labelled {name} write label == "{name}", for the asset\'s count asset.`{name}`'
+            return f'; the label {name} is written `{name}` or count("{name}"), e.g. `{name}` >= 1 or "{name}" in labels'
+        if bare:
+            return f'; a label that is a number is written in backquotes, `{name}`, or count("{name}")'
+        return ""
 
     # -- values ---------------------------------------------------------------------------
     def _value(self, node: exp.Expr) -> QType:

@@ -49,14 +49,14 @@ CREATE TABLE pgsearch.assets (
     status           text NOT NULL DEFAULT 'none' CHECK (status <> ''),
     groups           text[] NOT NULL DEFAULT '{}',
     metadata         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
-    -- Kept by the triggers on shapes below, never by writers: {label name: shape count}, no zeros.
+    -- Kept by the triggers on shapes (sql/triggers/): {label name: shape count}, no zeros.
     label_counts     jsonb NOT NULL DEFAULT '{}',
     annotation_count integer NOT NULL DEFAULT 0,
     -- Why the file could not be decoded; NULL for a good asset.
     load_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    -- Per embedding space id: the asset vector's sign bits (sql/triggers/asset_embeddings_sketch.sql).
+    -- Per embedding space id: the asset vector's sign bits (in 0.1 kept by triggers; since 0009 written by the embedding writer).
     sketches         varbit[],
     UNIQUE (dataset_id, filename)
 );

@@ -38,6 +38,10 @@ COMMENT ON TABLE pgsearch.group_members IS
     'too (pgsearch.refresh_group_members() rebuilds it all). Rows go and move with their asset.';
 COMMENT ON COLUMN pgsearch.group_members.sketches IS
     'A copy of pgsearch.assets.sketches, written with it (pgsearch.write_asset_sketches).';
+COMMENT ON COLUMN pgsearch.assets.sketches IS
+    'Per embedding space id: sign bits of the asset vector minus the space''s sketch_center. '
+    'Written with the vectors by pgsearch''s embedding writer (pgsearch.write_asset_sketches); '
+    'used to pre-rank rows under selective filters.';
 """
 
 DOWNGRADE = """
@@ -50,6 +54,9 @@ COMMENT ON TABLE pgsearch.group_members IS
     'Kept by triggers on assets (pgsearch.refresh_group_members() repairs writes that bypassed '
     'them); never written directly.';
 COMMENT ON COLUMN pgsearch.group_members.sketches IS 'A copy of pgsearch.assets.sketches.';
+COMMENT ON COLUMN pgsearch.assets.sketches IS
+    'Per embedding space id: sign bits of the asset vector minus the space''s sketch_center. '
+    'Kept by triggers on asset_embeddings; used to pre-rank rows under selective filters.';
 """
 
 

@@ -73,11 +73,12 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
         pgsearch demo && pgsearch query 'bird >= 3' --dataset demo
     """
     from pgsearch import api
-    from pgsearch.config import home_dir
+    from pgsearch.config import home_dir, resolve_dsn
     from pgsearch.demo_data import generate
     from pgsearch.gallery import write_gallery_sections
     from pgsearch.loader.pipeline import LoadOptions, load_folder
 
+    embedded = resolve_dsn(dsn) is None
     root = Path(workdir) if workdir else home_dir() / "demo"
     try:
         (root / "data").mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,10 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
     if links:
         click.echo(f"     pgsearch query 'cluster == 0' --dataset {dataset}   (the map's largest cluster)")
         click.echo(f"     pgsearch outliers --dataset {dataset} -n 10")
+    if embedded:
+        # The server outlives the demo; say how to stop it (it keeps the data for next time).
+        click.echo("\nThe embedded server keeps running (for psql and the commands above); stop it with:")
+        click.echo("     pgsearch db stop")
 
 
 def _map_page(conn: psycopg.Connection, dataset: str, root: Path, *, quiet: bool) -> list[tuple[str, str]]:

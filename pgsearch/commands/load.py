@@ -76,7 +76,9 @@ def _default_model() -> str:
 @click.option(
     "--embeddings",
     metavar="FILE",
-    help="Precomputed vectors (.npy + .txt filenames, .npz, .parquet); no model runs.",
+    help="Precomputed vectors, no model runs: X.npy (N x D) with X.txt beside it (N filenames, one "
+    "per line, in row order); X.npz with arrays `filenames` and `embeddings`; X.parquet with columns "
+    "`filename` and `embedding` (a list of numbers).",
 )
 @click.option(
     "--batch-size",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pgsearch.datasets import choose_space, get_dataset
+from pgsearch.datasets import choose_space, default_model, get_dataset, model_to_embed
 from pgsearch.errors import PgsearchError
 from pgsearch.loader.spaces import Space, dataset_spaces
 
@@ -31,6 +31,8 @@ def resolve_space(conn: psycopg.Connection, dataset: str, target: str, model: st
         error=CurationError,
         to_embed=" first (or load it with a --model)",
         name_one=f"--model{flag}",
+        default=default_model(conn, ds.id),
+        embed_model=model_to_embed(conn, ds.id),
     )
 
 

@@ -12,6 +12,8 @@ BEGIN
     FOR v_space IN SELECT id FROM pgsearch.embedding_spaces WHERE dataset_id = v_dataset LOOP
         PERFORM pgsearch.drop_embedding_space(v_space);
     END LOOP;
+    -- One DELETE of the memberships rather than one foreign-key action per asset.
+    DELETE FROM pgsearch.group_members WHERE dataset_id = v_dataset;
     DELETE FROM pgsearch.datasets WHERE id = v_dataset;
     RETURN true;
 END $$;

@@ -1,7 +1,8 @@
 -- Recomputes every sketch of one asset space: write_asset_sketches over all of the dataset's
 -- assets, after vectors were written around pgsearch's embedding writer (plain SQL, a restore).
 CREATE OR REPLACE FUNCTION pgsearch.refresh_asset_sketches(p_space_id bigint) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 DECLARE
     v_dataset bigint;
 BEGIN

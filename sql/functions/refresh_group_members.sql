@@ -1,7 +1,8 @@
 -- Rebuilds all of group_members from assets.groups (after writes that went around pgsearch's
 -- writers, e.g. plain SQL or a logical replication subscriber). Returns the rows.
 CREATE OR REPLACE FUNCTION pgsearch.refresh_group_members() RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 DECLARE
     v_rows bigint;
 BEGIN

@@ -16,6 +16,9 @@ LANGUAGE sql AS $$
                     JOIN pgsearch.labels AS l ON l.id = per.label_id
               ) AS agg ON true) AS c
      WHERE a.id = c.id
+       -- rows already right (the loader writes a new asset's counts with it) keep their version
+       AND (a.label_counts IS DISTINCT FROM coalesce(c.counts, '{}'::jsonb)
+            OR a.annotation_count IS DISTINCT FROM coalesce(c.total, 0))
 $$;
 
 COMMENT ON FUNCTION pgsearch.refresh_label_counts(bigint[]) IS

@@ -4,10 +4,11 @@
 -- group_candidates). assets.groups is the fact; group_members is derived from it and written by
 -- whatever changes groups (the loader, group edits), through this function, in the same
 -- transaction. No trigger. A writer going around pgsearch calls it for the assets it changed (or
--- refresh_group_members() for a whole dataset).
+-- refresh_group_members(), which rebuilds the whole table).
 CREATE OR REPLACE FUNCTION pgsearch.sync_group_members(p_dataset_id bigint, p_asset_ids bigint[])
 RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 DECLARE
     v_rows bigint;
     v_more bigint;

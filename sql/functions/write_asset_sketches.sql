@@ -20,17 +20,24 @@
 -- sketch of a space and every query sketch use the same one.
 CREATE OR REPLACE FUNCTION pgsearch.write_asset_sketches(p_space_id bigint, p_asset_ids bigint[])
 RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Callable from any session (a writer going around pgsearch): binary_quantize and halfvec's
+-- operators resolve on the path the objects were applied with (sql/README.md).
+SET search_path FROM CURRENT AS $$
 DECLARE
-    s     pgsearch.embedding_spaces;
-    v_set bigint;
+    s        pgsearch.embedding_spaces;
+    v_center halfvec;
+    v_set    bigint;
 BEGIN
     SELECT * INTO STRICT s FROM pgsearch.embedding_spaces WHERE id = p_space_id AND target = 'asset';
     IF s.sketch_center IS NULL THEN
-        EXECUTE format('UPDATE pgsearch.embedding_spaces SET sketch_center = '
-                       '(SELECT avg(embedding) FROM pgsearch.%I WHERE asset_id = ANY ($2)) '
-                       'WHERE id = $1 AND sketch_center IS NULL', s.table_name)
-            USING p_space_id, p_asset_ids;
+        -- (Only when these assets have vectors: no row version, no lock, for a batch that wrote none.)
+        EXECUTE format('SELECT avg(embedding) FROM pgsearch.%I WHERE asset_id = ANY ($1)', s.table_name)
+            INTO v_center USING p_asset_ids;
+        IF v_center IS NOT NULL THEN
+            UPDATE pgsearch.embedding_spaces SET sketch_center = v_center
+             WHERE id = p_space_id AND sketch_center IS NULL;
+        END IF;
     END IF;
     -- The sketch of each given asset's vector, or NULL where it has none (any more) in the space;
     -- rows whose sketch is already right are left alone (no new row version).

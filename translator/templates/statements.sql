@@ -22,7 +22,10 @@
 --                  expression, so the HNSW index serves the walk's ORDER BY (the exact path orders by
 --                  the function cosine_distance(), which no index answers: a true top k).
 -- A search without a filter has no route: the CTE is left out, and with it each condition that
--- reads it. Which template a search takes, and why each part is there: translator/paths.py.
+-- reads it. When the query is a stored item (--similar-to), the outer ORDER BY of the nearest-
+-- first templates gets one more key between distance and id, `(hits.id <> %(source_asset)s)`
+-- (or the filename / shape id), so the item itself comes first among identical copies
+-- (statement.py, _source_first). Which template a search takes, and why each part is there: translator/paths.py.
 
 
 -- name: plain
