@@ -47,7 +47,8 @@ from pgsearch.translator import (
     VectorSource,
     compile_query,
 )
-from pgsearch.translator.compiler import MAX_LIMIT, MAX_OFFSET
+from pgsearch.translator.bounds import MAX_LIMIT, MAX_OFFSET, check_query_vector
+from pgsearch.translator.errors import QueryTypeError
 
 if TYPE_CHECKING:
     import pandas
@@ -589,17 +590,11 @@ def _space_of(catalog: Catalog, target: str, model: str) -> EmbeddingSpace | Non
 
 
 def _checked_vector(vector: Sequence[float], dim: int) -> list[float]:
-    import math
-
-    values: list[float] = []
-    for index, v in enumerate(vector):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise SearchError(f"vector= must hold numbers; item {index} is {v!r}")
-        values.append(float(v))
-    if len(values) != dim:
-        raise SearchError(f"the query vector has {len(values)} dimensions; this embedding space has {dim}")
-    if not all(math.isfinite(v) for v in values) or not any(values):
-        raise SearchError("the query vector must be finite and not all zeros")
+    """The translator's one check of a query vector (translator/bounds.py), as the API's error."""
+    try:
+        values: list[float] = check_query_vector(vector, dim)
+    except QueryTypeError as error:
+        raise SearchError(f"vector=: {error}") from None
     return values
 
 
