@@ -24,6 +24,7 @@ from pgsearch.loader import vectors, writer
 from pgsearch.loader.annotations import ShapeSpec
 from pgsearch.loader.engine import Embedded, Engine, progress_bar
 from pgsearch.loader.images import ImageFacts
+from pgsearch.loader.locks import dataset_writer
 from pgsearch.loader.models import get_embedder
 from pgsearch.loader.spaces import Space, dataset_models, dataset_spaces, ensure_model, ensure_space
 from pgsearch.loader.vectors import Embedding
@@ -114,6 +115,30 @@ def embed_pending(
     batch_size: int = 32,
     workers: int | None = None,
     progress: bool = False,
+) -> EmbedSummary:
+    with dataset_writer(conn, dataset_name, "embed"):
+        return _embed_pending(
+            conn,
+            dataset_name,
+            model,
+            retry_failed=retry_failed,
+            embed_shapes=embed_shapes,
+            batch_size=batch_size,
+            workers=workers,
+            progress=progress,
+        )
+
+
+def _embed_pending(
+    conn: psycopg.Connection,
+    dataset_name: str,
+    model: str | None,
+    *,
+    retry_failed: bool,
+    embed_shapes: bool,
+    batch_size: int,
+    workers: int | None,
+    progress: bool,
 ) -> EmbedSummary:
     started = time.perf_counter()
     dataset = get_dataset(conn, dataset_name)

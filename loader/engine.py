@@ -27,6 +27,23 @@ from pgsearch.progress import NoBar
 T = TypeVar("T")
 
 
+def die_with_parent() -> None:
+    """A decode worker's first act (Linux): have the kernel kill it when the process that started
+    it dies, so a load killed with -9 leaves no worker behind blocked on its pipe."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    except (OSError, AttributeError):
+        return  # no prctl: the worker ends when its pipe closes, as before
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(0)
+
+
 def default_workers() -> int:
     """One decoding process per spare core (at least one, at most 8): the model has the rest."""
     cores = os.cpu_count() or 1
@@ -61,7 +78,9 @@ class Engine:
         """Starts the workers; they import while the caller builds its model."""
         if self.workers > 0 and self._pool is None:
             # spawn, not fork: the parent holds torch's thread pools, which do not survive a fork
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
+            )
             for _ in range(self.workers):
                 self._pool.submit(process_many, [])
         return self

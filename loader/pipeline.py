@@ -34,6 +34,7 @@ from pgsearch.loader.engine import Embedded, Engine, progress_bar
 from pgsearch.loader.errors import LoadInputError
 from pgsearch.loader.external import ExternalVectors, read_embeddings
 from pgsearch.loader.images import DEFAULT_MAX_PIXELS
+from pgsearch.loader.locks import dataset_writer
 from pgsearch.loader.metadata import MetadataRow, parse_metadata
 from pgsearch.loader.models import DEFAULT_MODEL, Embedder, get_embedder, parse_spec
 from pgsearch.loader.rows import AssetRow, ShapeRow, columns
@@ -738,5 +739,7 @@ def _unique(items: list[str]) -> list[str]:
 
 
 def load_folder(conn: psycopg.Connection, options: LoadOptions) -> LoadSummary:
-    """Runs `pgsearch load` on an open connection (not in autocommit); see the module doc."""
-    return Loader(conn, options).run()
+    """Runs `pgsearch load` on an open connection (not in autocommit); see the module doc. One
+    load or embed of a dataset at a time (loader/locks.py): a second one waits for the first."""
+    with dataset_writer(conn, options.dataset, "load"):
+        return Loader(conn, options).run()

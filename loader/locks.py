@@ -1,0 +1,42 @@
+"""One writer per dataset at a time: `pgsearch load` and `pgsearch embed` of the same dataset
+serialise on a session-level advisory lock instead of racing into unique violations (two loads
+inserting the same filenames, two embeds the same vectors).
+
+The second one waits, saying so once on stderr, and then finds the first one's work done (a
+load skips unchanged files, an embed has nothing pending), so the result equals one run. The
+lock is the session's: it goes when the command ends or its connection dies (kill -9 included).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+# Namespaces the key, so another application's advisory locks on the same server do not collide.
+_KEY = "SELECT hashtextextended('pgsearch: write dataset ' || %s, 0)"
+
+
+@contextmanager
+def dataset_writer(conn: psycopg.Connection, dataset: str, command: str) -> Iterator[None]:
+    """Holds the dataset's write lock for the block; waits for another holder first."""
+    key = conn.execute(_KEY, (dataset,)).fetchone()
+    assert key is not None
+    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key[0],)).fetchone()
+    if not (got and got[0]):
+        print(
+            f"pgsearch {command}: another load or embed of dataset {dataset!r} is running; waiting for it to finish",
+            file=sys.stderr,
+        )
+        conn.execute("SELECT pg_advisory_lock(%s)", (key[0],))
+    conn.commit()  # the lock is the session's, not the transaction's
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key[0],))
+            conn.commit()
