@@ -14,11 +14,13 @@ and kept (re-embedded) otherwise. Groups accumulate, metadata keys merge, status
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +67,7 @@ class LoadOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     padding: float = CONTEXT_PADDING
     progress: bool = False
+    prune: bool = False  # delete the assets whose files under root are gone
 
 
 @dataclass
@@ -82,6 +85,9 @@ class LoadSummary:
     shapes_skipped: int = 0
     vectors_assets: int = 0
     vectors_shapes: int = 0
+    assets_missing: int = 0  # stored assets from under root whose file is gone (kept)
+    assets_pruned: int = 0  # ... deleted with --prune
+    missing: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     dropped_annotations: list[str] = field(default_factory=list)
     index_built: list[str] = field(default_factory=list)
@@ -106,6 +112,8 @@ class LoadSummary:
                 "updated": self.assets_updated,
                 "unchanged": self.assets_unchanged,
                 "failed": self.assets_failed,
+                "missing": self.assets_missing,
+                "pruned": self.assets_pruned,
             },
             "shapes": {
                 "inserted": self.shapes_inserted,
@@ -115,6 +123,7 @@ class LoadSummary:
             },
             "embeddings": {"assets": self.vectors_assets, "shapes": self.vectors_shapes},
             "failed": self.failed,
+            "missing": self.missing,
             "dropped_annotations": self.dropped_annotations,
             "index_built": self.index_built,
             "pending_other_models": self.pending_other_models,
@@ -289,6 +298,7 @@ class Loader:
         finally:
             bar.close()
         self.summary.streaming_seconds = time.perf_counter() - streaming_started
+        self.gone_from_disk(files)
         self.finish()
         self.summary.model_seconds = engine.stats.model_seconds
         self.summary.seconds = time.perf_counter() - started
@@ -665,6 +675,38 @@ class Loader:
         if self.shape_space is not None:
             s.vectors_shapes += vectors.write(self.conn, self.shape_space, batch.shape_embeddings)
             s.shapes_failed += sum(e.vector is None for e in batch.shape_embeddings)
+
+    def gone_from_disk(self, files: list[ScannedFile]) -> None:
+        """Assets this folder loaded earlier whose file is not there any more: reported, and with
+        --prune deleted (their shapes, vectors, states and memberships go with them: foreign keys)
+        in one transaction. Only assets whose stored path lies under this load's root count, so
+        a dataset filled from several folders loses nothing to a reload of one of them."""
+        base = Path(self.o.root).expanduser().absolute()
+        if not base.is_dir():
+            return
+        prefix = str(base).rstrip(os.sep) + os.sep
+        present = {f.filename for f in files}
+        stored = self.conn.execute(
+            "SELECT id, filename FROM pgsearch.assets WHERE dataset_id = %s AND starts_with(path, %s)"
+            " ORDER BY filename",
+            (self.dataset.id, prefix),
+        ).fetchall()
+        gone = [(asset_id, name) for asset_id, name in stored if name not in present]
+        s = self.summary
+        s.missing = [name for _, name in gone[:FAILED_LIST_LIMIT]]
+        if not gone:
+            self.conn.commit()
+            return
+        if self.o.prune:
+            with self.conn.transaction():
+                self.conn.execute(
+                    "DELETE FROM pgsearch.assets WHERE dataset_id = %s AND id = ANY(%s)",
+                    (self.dataset.id, [asset_id for asset_id, _ in gone]),
+                )
+            s.assets_pruned = len(gone)
+        else:
+            s.assets_missing = len(gone)
+            self.conn.commit()
 
     def finish(self) -> None:
         conn = self.conn

@@ -259,6 +259,12 @@ def print_report(document: dict[str, Any], as_json: bool, text: Callable[[dict[s
         click.echo(rendered)
 
 
+def failed_files_command(dataset: str) -> str:
+    """The command that lists a dataset's files that failed to load (the query field load_error,
+    set by the loader), quoted so that it runs as printed whatever the dataset's name."""
+    return f"pgsearch query {shlex.quote('load_error != null')} --dataset {shlex.quote(dataset)}"
+
+
 def status_text(info: dict[str, Any]) -> str:
     """`pgsearch status`: per model, the dataset's assets and shapes done, pending and failed,
     with the failure reasons (pgsearch.loader.embed.status gives `info`)."""
@@ -266,6 +272,8 @@ def status_text(info: dict[str, Any]) -> str:
         f"dataset {info['dataset']}: {info['assets']} assets ({info['unreadable_assets']} unreadable), "
         f"{info['shapes']} shapes"
     ]
+    if info["unreadable_assets"]:
+        lines.append(f"  list the unreadable ones: {failed_files_command(info['dataset'])}")
     if not info["models"]:
         command = info.get("embed_command") or "pgsearch embed --dataset NAME --model SPEC"
         lines.append(f"  no embedding model yet: `{command}` activates one")
@@ -319,11 +327,23 @@ def load_text(d: dict[str, Any]) -> str:
         lines.extend(f"    {f['filename']}: {f['reason']}" for f in d["failed"][:LISTED])
         if len(d["failed"]) > LISTED:
             lines.append(f"    ... and {len(d['failed']) - LISTED} more (--json lists them)")
+        lines.append(f"    every failed file of the dataset: {failed_files_command(d['dataset'])}")
     if d["dropped_annotations"]:
         lines.append(f"  dropped annotation entries ({len(d['dropped_annotations'])}):")
         lines.extend(f"    {p}" for p in d["dropped_annotations"][:LISTED])
         if len(d["dropped_annotations"]) > LISTED:
             lines.append(f"    ... and {len(d['dropped_annotations']) - LISTED} more (--json lists them)")
+    if a.get("missing") or a.get("pruned"):
+        gone = a.get("missing") or a.get("pruned")
+        what = (
+            "pruned (deleted with their shapes and vectors)"
+            if a.get("pruned")
+            else "kept; --prune deletes them"
+        )
+        lines.append(f"  gone from the disk ({gone}, {what}):")
+        lines.extend(f"    {name}" for name in d.get("missing", [])[:LISTED])
+        if gone > LISTED:
+            lines.append(f"    ... and {gone - LISTED} more (--json lists them)")
     for model, n in d["pending_other_models"].items():
         lines.append(f"  {n} items wait for model {model}: run `pgsearch embed --dataset {d['dataset']}`")
     return "\n".join(lines)

@@ -99,6 +99,12 @@ def _default_model() -> str:
     help="Drop malformed annotation / metadata entries and report them instead of refusing the load.",
 )
 @click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete the assets loaded earlier from under PATH whose file is gone (with their shapes and "
+    "vectors); without it they are kept and listed.",
+)
+@click.option(
     "--max-megapixels",
     type=click.FloatRange(0.01, 10000),
     default=100.0,
@@ -125,6 +131,7 @@ def load(
     batch_size: int,
     workers: int | None,
     skip_bad_annotations: bool,
+    prune: bool,
     max_megapixels: float,
     quiet: bool,
     as_json: bool,
@@ -169,6 +176,7 @@ def load(
         skip_bad_annotations=skip_bad_annotations,
         max_pixels=int(max_megapixels * 1_000_000),
         progress=not quiet and not as_json and sys.stderr.isatty(),
+        prune=prune,
     )
     with open_database(dsn) as conn:
         summary = load_folder(conn, options)
