@@ -322,8 +322,8 @@ def add_labels(
     """Labels for a dataset of bare vectors, consistent with its structure as a real class is:
     the data's clusters found again by k-means (`clusters` centres, Lloyd on a sample, every item
     then given its nearest centre), class = cluster mod `classes` (each class a union of clusters);
-    then `flip` of the items moved to another class at random. One 'tag' shape per asset (COPY;
-    the label-count triggers run once per statement). Returns the flipped flags, aligned with ids."""
+    then `flip` of the items moved to another class at random. One 'tag' shape per asset (COPY,
+    then one refresh_label_counts of the dataset's assets). Returns the flipped flags, aligned with ids."""
     rng = np.random.default_rng(seed)
     x = vectors.astype(np.float32, copy=False)
 
@@ -362,6 +362,7 @@ def add_labels(
     ):
         for asset, c in zip(ids.tolist(), given.tolist(), strict=True):
             copy.write_row((dataset_id, asset, label_ids[c], "tag"))
+    conn.execute("SELECT pgsearch.refresh_label_counts(%s)", (ids.tolist(),))
     conn.commit()
     return flipped
 

@@ -183,6 +183,7 @@ class Batch:
     changed_assets: list[int] = field(default_factory=list)  # new image: vectors go in every model
     reset_shapes: list[int] = field(default_factory=list)  # kept shapes of a new image: likewise
     deleted_shapes: list[int] = field(default_factory=list)  # replaced by this load's annotations
+    shapes_replaced_of: list[int] = field(default_factory=list)  # the assets of deleted_shapes
     new_shapes: list[NewShape] = field(default_factory=list)
     asset_embeddings: list[Embedding] = field(default_factory=list)  # this load's model
     shape_embeddings: list[Embedding] = field(default_factory=list)
@@ -563,6 +564,8 @@ class Loader:
 
         if result.new_shapes is not None:
             batch.deleted_shapes.extend(sh.id for sh in stored)
+            if stored:
+                batch.shapes_replaced_of.append(plan.asset_id)
             self.summary.shapes_deleted += len(stored)
             for j, spec in enumerate(result.new_shapes):
                 new = NewShape(plan, spec, embedding(j, 0, 1) if embed and spec.kind != "tag" else None)
@@ -633,10 +636,16 @@ class Loader:
         return vectors.new_asset_sketches(self.conn, self.asset_space, [e.item_id for e in done], stacked)
 
     def write_shapes(self, batch: Batch) -> None:
+        """Shapes replaced or added, then the label counts of the existing assets whose shapes
+        changed (a new asset's row was COPYed with its counts: count_new_shapes)."""
         conn = self.conn
         vectors.forget(conn, self.all_shape_spaces, batch.reset_shapes)
         writer.delete_shapes(conn, batch.deleted_shapes, self.all_shape_spaces)
+        new_rows = {r.id for r in batch.new_rows}
+        touched = {a for a in batch.shapes_replaced_of if a not in new_rows}
+        touched.update(n.plan.asset_id for n in batch.new_shapes if n.plan.asset_id not in new_rows)
         if not batch.new_shapes:
+            writer.refresh_label_counts(conn, list(touched))
             return
         rows: list[ShapeRow] = []
         for sid, new in zip(
@@ -664,6 +673,7 @@ class Loader:
             )
         writer.insert_shapes(conn, rows)
         self.summary.shapes_inserted += len(rows)
+        writer.refresh_label_counts(conn, list(touched))
 
     def write_vectors(self, batch: Batch) -> None:
         """This load's model: vectors and states of what the batch embedded (or failed to)."""

@@ -33,8 +33,8 @@ class AssetRow:
     groups: list[str]
     metadata: dict[str, Any] = field(metadata=JSON)
     load_error: str | None
-    # What the asset's shapes count, written with the row by the loader for a new asset (so the
-    # shapes triggers, which recompute them, find nothing to change: no second row version).
+    # What the asset's shapes count, written with the row by the loader for a new asset (no
+    # second row version); for an existing one, refresh_label_counts after its shapes change.
     label_counts: dict[str, int] = field(default_factory=dict, metadata=JSON)
     annotation_count: int = 0
 

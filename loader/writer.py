@@ -18,8 +18,8 @@ from pgsearch.loader.images import ImageFacts
 from pgsearch.loader.rows import AssetRow, ShapeRow, columns, values
 from pgsearch.loader.spaces import Space
 
-# What an update may change: everything but the row's identity, and the label counts, which the
-# shapes triggers keep from the shapes (a new row is COPYed with them already right).
+# What an update may change: everything but the row's identity, and the label counts, which are
+# recomputed from the shapes (refresh_label_counts; a new row is COPYed with them already right).
 _ASSET_UPDATE_COLUMNS = tuple(
     c for c in columns(AssetRow) if c not in ("id", "dataset_id", "label_counts", "annotation_count")
 )
@@ -121,8 +121,16 @@ def insert_shapes(conn: psycopg.Connection, rows: Sequence[ShapeRow]) -> None:
 
 
 def delete_shapes(conn: psycopg.Connection, shape_ids: Sequence[int], shape_spaces: Sequence[Space]) -> None:
-    """Deletes shapes, their vectors and states in every given space first."""
+    """Deletes shapes, their vectors and states in every given space first. The assets' label
+    counts are the caller's to refresh (refresh_label_counts)."""
     if not shape_ids:
         return
     vectors.forget(conn, shape_spaces, shape_ids)
     conn.execute("DELETE FROM pgsearch.shapes WHERE id = ANY(%s)", (list(shape_ids),))
+
+
+def refresh_label_counts(conn: psycopg.Connection, asset_ids: Sequence[int]) -> None:
+    """label_counts / annotation_count of these assets recomputed from their shapes (one UPDATE,
+    rows already right untouched)."""
+    if asset_ids:
+        conn.execute("SELECT pgsearch.refresh_label_counts(%s)", (sorted(set(asset_ids)),))

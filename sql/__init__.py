@@ -14,6 +14,7 @@ HERE = Path(__file__).parent
 # (a view may read another view or call a function).
 OBJECT_FILES: tuple[str, ...] = (
     "functions/refresh_label_counts.sql",
+    "functions/rename_label.sql",
     "functions/ensure_embedding_space.sql",
     "functions/build_embedding_index.sql",
     "functions/drop_embedding_space.sql",
@@ -32,10 +33,6 @@ OBJECT_FILES: tuple[str, ...] = (
     "functions/dissimilar_shapes.sql",
     "functions/search_assets.sql",
     "functions/search_shapes.sql",
-    "triggers/shapes_after_insert.sql",
-    "triggers/shapes_after_delete.sql",
-    "triggers/shapes_after_update.sql",
-    "triggers/labels_after_rename.sql",
     "triggers/touch_updated_at.sql",
     "views/v_assets.sql",
     "views/v_shapes.sql",

@@ -35,6 +35,8 @@ def test_hostile_files_fail_with_reasons_and_the_load_goes_on(
         "updated": 0,
         "unchanged": 0,
         "failed": len(reasons),
+        "missing": 0,
+        "pruned": 0,
     }
     listed = {f["filename"]: f["reason"] for f in summary["failed"]}
     assert set(listed) == {f"bad/{name}" for name in reasons}

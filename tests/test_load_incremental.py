@@ -103,7 +103,14 @@ def test_reload_adds_nothing(conn: psycopg.Connection, tmp_path: Path) -> None:
     first = load(*args)
     before = snapshot(conn, "d")
     second = load(*args)
-    assert second["assets"] == {"new": 0, "updated": 0, "unchanged": first["files"], "failed": 0}
+    assert second["assets"] == {
+        "new": 0,
+        "updated": 0,
+        "unchanged": first["files"],
+        "failed": 0,
+        "missing": 0,
+        "pruned": 0,
+    }
     assert second["shapes"] == {"inserted": 0, "deleted": 0, "failed": 0, "skipped": 0}
     assert second["embeddings"] == {"assets": 0, "shapes": 0} and second["index_built"] == []
     assert snapshot(conn, "d") == before
@@ -125,7 +132,14 @@ def test_changed_file_replaces_row_shapes_and_embeddings(conn: psycopg.Connectio
     ]
     (tmp_path / "coco.json").write_text(json.dumps(doc))
     summary = load(*base, "-a", str(tmp_path / "coco.json"), "--format", "coco", "--model", "pixels")
-    assert summary["assets"] == {"new": 0, "updated": 1, "unchanged": 2, "failed": 0}
+    assert summary["assets"] == {
+        "new": 0,
+        "updated": 1,
+        "unchanged": 2,
+        "failed": 0,
+        "missing": 0,
+        "pruned": 0,
+    }
     assert summary["shapes"]["inserted"] == 1 and summary["shapes"]["deleted"] == 2
     assert summary["embeddings"] == {"assets": 1, "shapes": 1}
     # the other model's vector of the changed file is gone: it waits for `pgsearch embed`

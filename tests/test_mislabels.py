@@ -299,7 +299,9 @@ def test_a_renamed_label_makes_the_results_stale(
     classes: dict[str, tuple[str, str]], conn: psycopg.Connection
 ) -> None:
     run("mislabels", "-d", "colours", "--quiet")
-    conn.execute("UPDATE pgsearch.labels SET name = 'crimson' WHERE name = 'red'")
+    conn.execute(
+        "SELECT pgsearch.rename_label((SELECT id FROM pgsearch.datasets WHERE name = 'colours'), 'red', 'crimson')"
+    )
     conn.commit()
     result = run("mislabels", "-d", "colours", "-f", "json")
     assert "stale" in result.stderr and "recomputed" in result.stderr

@@ -1,8 +1,10 @@
-"""Schema v1 behaviour: label counts kept by triggers, embedding spaces, cascades."""
+"""Schema behaviour: label counts written through refresh_label_counts and rename_label (no
+trigger), embedding spaces, cascades."""
 
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 
 def _dataset(conn: psycopg.Connection, name: str = "d") -> int:
@@ -37,7 +39,7 @@ def _counts(conn: psycopg.Connection) -> dict[str, tuple[dict[str, int], int]]:
 
 
 def _recount(conn: psycopg.Connection) -> dict[str, tuple[dict[str, int], int]]:
-    """The same counts by aggregating shapes, as the triggers must keep them."""
+    """The same counts by aggregating shapes, as refresh_label_counts must write them."""
     out: dict[str, tuple[dict[str, int], int]] = {}
     for filename, asset_id in conn.execute("SELECT filename, id FROM pgsearch.assets ORDER BY id").fetchall():
         per = conn.execute(
@@ -49,7 +51,12 @@ def _recount(conn: psycopg.Connection) -> dict[str, tuple[dict[str, int], int]]:
     return out
 
 
-def test_label_counts_follow_insert_update_delete(conn: psycopg.Connection) -> None:
+def _refresh(conn: psycopg.Connection) -> None:
+    """What a writer going around pgsearch does after changing shapes: one call for the assets."""
+    conn.execute("SELECT pgsearch.refresh_label_counts(ARRAY(SELECT id FROM pgsearch.assets))")
+
+
+def test_label_counts_follow_refresh_and_rename(conn: psycopg.Connection) -> None:
     d = _dataset(conn)
     cat, dog = _label(conn, d, "cat"), _label(conn, d, "dog")
     a, b = _asset(conn, d, "a.jpg"), _asset(conn, d, "b.jpg")
@@ -57,23 +64,29 @@ def test_label_counts_follow_insert_update_delete(conn: psycopg.Connection) -> N
     _box(conn, d, a, cat)
     _box(conn, d, a, dog)
     _box(conn, d, b, dog)
+    # No trigger: the counts change when the writer says so.
+    assert _counts(conn) == {"a.jpg": ({}, 0), "b.jpg": ({}, 0)}
+    _refresh(conn)
     assert _counts(conn) == {"a.jpg": ({"cat": 2, "dog": 1}, 3), "b.jpg": ({"dog": 1}, 1)}
 
     conn.execute("UPDATE pgsearch.shapes SET asset_id = %s WHERE id = %s", (b, s1))
+    _refresh(conn)
     assert _counts(conn) == {"a.jpg": ({"cat": 1, "dog": 1}, 2), "b.jpg": ({"cat": 1, "dog": 1}, 2)}
 
     conn.execute("UPDATE pgsearch.shapes SET label_id = %s WHERE asset_id = %s", (dog, a))
+    _refresh(conn)
     assert _counts(conn)["a.jpg"] == ({"dog": 2}, 2)
 
-    conn.execute("UPDATE pgsearch.labels SET name = 'hound' WHERE id = %s", (dog,))
+    # rename_label rewrites the counts of the assets carrying the label, and says how many.
+    assert conn.execute("SELECT pgsearch.rename_label(%s, 'dog', 'hound')", (d,)).fetchone() == (2,)
     assert _counts(conn) == {"a.jpg": ({"hound": 2}, 2), "b.jpg": ({"cat": 1, "hound": 1}, 2)}
+    with pytest.raises(psycopg.errors.NoDataFound, match="no label 'dog'"):
+        conn.execute("SELECT pgsearch.rename_label(%s, 'dog', 'x')", (d,))
+    conn.rollback()
 
-    conn.execute("DELETE FROM pgsearch.shapes WHERE label_id = %s", (dog,))
-    assert _counts(conn) == {"a.jpg": ({}, 0), "b.jpg": ({"cat": 1}, 1)}
-    assert _counts(conn) == _recount(conn)
 
-
-def test_label_counts_after_bulk_copy(conn: psycopg.Connection) -> None:
+def test_refresh_leaves_rows_that_are_right(conn: psycopg.Connection) -> None:
+    """The loader COPYs a new asset's counts with its row; refreshing them writes nothing."""
     d = _dataset(conn)
     labels = [_label(conn, d, f"l{i}") for i in range(5)]
     assets = [_asset(conn, d, f"{i}.png") for i in range(50)]
@@ -81,8 +94,15 @@ def test_label_counts_after_bulk_copy(conn: psycopg.Connection) -> None:
     with conn.cursor().copy("COPY pgsearch.shapes (dataset_id, asset_id, label_id, kind) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+    _refresh(conn)
     assert _counts(conn) == _recount(conn)
     assert sum(total for _, total in _counts(conn).values()) == 1000
+    conn.commit()
+    before = conn.execute("SELECT array_agg(xmin::text ORDER BY id) FROM pgsearch.assets").fetchone()[0]
+    _refresh(conn)
+    assert (
+        conn.execute("SELECT array_agg(xmin::text ORDER BY id) FROM pgsearch.assets").fetchone()[0] == before
+    )
 
 
 def test_embedding_space_partition_index_and_drop(conn: psycopg.Connection) -> None:

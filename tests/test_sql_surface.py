@@ -6,7 +6,7 @@ Data goes in with plain SQL and COPY, so these tests do not depend on the loader
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import psycopg
@@ -109,6 +109,8 @@ def _small_dataset(conn: psycopg.Connection) -> dict[str, int]:
         copy.write_row(
             (ids["street"], ids["b.png"], ids["person"], "tag", None, None, None, None, None, "{}")
         )
+    # Shapes written around pgsearch's loader: their label counts, as such a writer adds them.
+    conn.execute("SELECT pgsearch.refresh_label_counts(ARRAY(SELECT id FROM pgsearch.assets))")
     old_run = _one(
         conn,
         "INSERT INTO pgsearch.projection_runs (dataset_id, target, method) VALUES"
@@ -476,6 +478,7 @@ def test_similar_shapes(conn: psycopg.Connection) -> None:
             copy.write_row(
                 (ids["street"], ids["b.png"], ids["car" if i % 2 else "person"], "bbox", i, 0, 5, 5)
             )
+    conn.execute("SELECT pgsearch.refresh_label_counts(ARRAY(SELECT id FROM pgsearch.assets))")
     shape_ids = np.array([r[0] for r in conn.execute("SELECT id FROM pgsearch.shapes ORDER BY id")])
     vectors = rng.standard_normal((len(shape_ids), DIM)).astype(np.float16).astype(np.float32)
     space = _one(
@@ -607,7 +610,7 @@ def reader_role(server_url: str, dsn: str) -> Iterator[str]:
 
 
 def test_grant_reader_reads_views_and_cannot_write(
-    conn: psycopg.Connection, dsn: str, reader_role: str
+    conn: psycopg.Connection, dsn: str, reader_role: str, role_dsn: Callable[[str, str, str], str]
 ) -> None:
     dataset, ids, _ = _vectors_dataset(conn, 60)
     conn.commit()
@@ -618,7 +621,7 @@ def test_grant_reader_reads_views_and_cannot_write(
     assert "may read 10 views" in result.output
     assert "may call 6 search functions" in result.output
 
-    reader_dsn = dsn.replace("postgres@", f"{reader_role}@", 1)
+    reader_dsn = role_dsn(dsn, reader_role, 'it\'s "hostile"')
     with psycopg.connect(reader_dsn, autocommit=True) as reader:
         for view in VIEWS:
             reader.execute(
@@ -661,7 +664,7 @@ def test_grant_reader_refuses_a_superuser(dsn: str) -> None:
 
 
 def test_grant_reader_takes_an_existing_role_down_to_reading(
-    conn: psycopg.Connection, dsn: str, reader_role: str
+    conn: psycopg.Connection, dsn: str, reader_role: str, role_dsn: Callable[[str, str, str], str]
 ) -> None:
     """A NOLOGIN role that may write pgsearch's tables, run drop_dataset and create in the schema
     leaves grant-reader as a LOGIN reader, with the rows intact and every write refused."""
@@ -677,13 +680,13 @@ def test_grant_reader_takes_an_existing_role_down_to_reading(
     ):
         conn.execute(sql.SQL(statement).format(ident))  # type: ignore[arg-type]
     conn.commit()
-    result = CliRunner().invoke(cli, ["db", "grant-reader", reader_role])
+    result = CliRunner().invoke(cli, ["db", "grant-reader", reader_role, "--password", "reader-secret"])
     assert result.exit_code == 0, result.output
     assert f"role {reader_role}: exists, may now log in" in result.output
     assert "revoked" in result.output and "on pgsearch.assets" in result.output
 
     assert _one(conn, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (reader_role,)) is True
-    reader_dsn = dsn.replace("postgres@", f"{reader_role}@", 1)
+    reader_dsn = role_dsn(dsn, reader_role, "reader-secret")
     with psycopg.connect(reader_dsn, autocommit=True) as reader:
         assert _one(reader, "SELECT count(*) FROM pgsearch.v_assets") == 30
         for statement in (

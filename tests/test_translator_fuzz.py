@@ -129,6 +129,7 @@ def catalog(conn: psycopg.Connection) -> Catalog:
             "INSERT INTO pgsearch.shapes (dataset_id, asset_id, label_id, kind) VALUES (%s, %s, %s, 'tag')",
             (ds, asset, label),
         )
+    conn.execute("SELECT pgsearch.refresh_label_counts(ARRAY(SELECT id FROM pgsearch.assets))")
     conn.commit()
     # metadata_keys=None: any key is accepted, so hostile keys reach the SQL generator.
     return Catalog(dataset_id=ds, dataset_name="fuzz", labels=frozenset({"wheels"}), metadata_keys=None)

@@ -48,6 +48,14 @@ LABELS = ["squirrel", "wheels", "butterfly", "traffic light", "car", "select"]
 GROUPS = ["dataset1", "dataset2", "train", "val", "it's"]
 STATUSES = ["none", "annotated", "review", "to_fix", "completed", "Custom"]
 FORMATS = ["jpeg", "png", None]
+# Reasons in the loader's words (loader/images.py), and an empty one, which is still a failure.
+LOAD_ERRORS = [
+    "corrupt image (cannot identify image file)",
+    "corrupt image (image file is truncated)",
+    "cannot read file (Permission denied)",
+    "image too large (20000x20000 px = 400 MP, limit 100 MP; decompression bomb guard)",
+    "",
+]
 
 
 # -- the dataset -------------------------------------------------------------------------------
@@ -110,6 +118,11 @@ def build_dataset(
                 "metadata": _metadata(rng),
             }
         )
+    # Failed files (load_error set, as the loader records them), drawn from their own generator so
+    # that every other value stays what the seed gave before the field existed.
+    failures = random.Random(seed + 1)
+    for r in rows:
+        r["load_error"] = failures.choice(LOAD_ERRORS) if failures.random() < 0.15 else None
     columns = [
         "dataset_id",
         "filename",
@@ -121,11 +134,12 @@ def build_dataset(
         "status",
         "groups",
         "metadata",
+        "load_error",
     ]
     with conn.cursor() as cur:
         with cur.copy(
-            "COPY pgsearch.assets (dataset_id, filename, path, width, height, size, format, status, groups, metadata)"
-            " FROM STDIN"
+            "COPY pgsearch.assets (dataset_id, filename, path, width, height, size, format, status, groups,"
+            " metadata, load_error) FROM STDIN"
         ) as copy:
             for r in rows:
                 copy.write_row([ds_id, *(json.dumps(r[c]) if c == "metadata" else r[c] for c in columns[1:])])
@@ -188,6 +202,11 @@ def build_dataset(
                         json.dumps(s["attributes"]),
                     ]
                 )
+        # Shapes written around pgsearch's loader: their label counts, as such a writer adds them.
+        cur.execute(
+            "SELECT pgsearch.refresh_label_counts(ARRAY(SELECT id FROM pgsearch.assets WHERE dataset_id = %s))",
+            (ds_id,),
+        )
         shape_ids = [
             r[0]
             for r in cur.execute("SELECT id FROM pgsearch.shapes WHERE dataset_id = %s ORDER BY id", (ds_id,))
