@@ -7,6 +7,23 @@ with it every bad entry is dropped and listed in the summary.
 Bounds tolerance: a box or point up to `PIXEL_TOLERANCE` (1 px) outside the image is clipped to
 the image, since exporters often round x+width up; further out is an error. YOLO coordinates are
 normalised, so there the tolerance is `NORMALISED_TOLERANCE` (0.5% of the side).
+
+Values PostgreSQL would refuse are problems of this checking pass too, so a load never commits
+some batches and then dies on a row (issue 15, item 5). Refused, with the file and the place:
+
+* text (labels, status, groups, metadata and attribute strings, JSON keys) with a NUL
+  character (`text` and `jsonb` cannot hold one) or a lone surrogate (JSON's "\\ud800": not
+  Unicode, so not UTF-8 either);
+* labels, status and groups over `INDEXED_TEXT_MAX_BYTES` (they are btree / GIN index keys,
+  whose entries hold at most ~2.7 kB);
+* NaN and Infinity in JSON (jsonb has neither; JSON's `1e400` reads as Infinity), JSON nested
+  deeper than `JSON_MAX_DEPTH` (or too deep for Python's parser), one metadata or attributes
+  object over `JSON_MAX_BYTES`, integers too long to read (over 4300 digits);
+* coordinates and image sizes that are not finite or beyond `MAX_COORDINATE`.
+
+Stored as they are: other control characters (text and jsonb keep them; JSON escapes them),
+any other Unicode, numbers of any size jsonb's numeric holds. The metadata reader adds the CSV
+cases (metadata.py); file names are scan.py's.
 """
 
 from __future__ import annotations
@@ -19,13 +36,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pgsearch.loader.errors import AnnotationError, MetadataError
+from pgsearch.loader.errors import AnnotationError, MetadataError, printable
 
 PIXEL_TOLERANCE = 1.0
 NORMALISED_TOLERANCE = 0.005
 FORMATS = ("coco", "yolo", "voc", "folders")
 
 Box = tuple[float, float, float, float]
+
+# See the module doc: what PostgreSQL stores, and the margins kept below its limits.
+INDEXED_TEXT_MAX_BYTES = 1000
+JSON_MAX_DEPTH = 64
+# jsonb refuses a value over 256 MiB; strings are counted in UTF-8 plus a few bytes per node.
+JSON_MAX_BYTES = 64 << 20
+# images are at most 2^31 - 1 px a side (assets.width is an integer); beyond it areas overflow.
+MAX_COORDINATE = float(2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -122,11 +147,28 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, location: str, what: str) -> None:
-        self.items.append(f"{self.source}: {location}: {what}" if location else f"{self.source}: {what}")
+        # printable: the items go into the summary, which is printed (a lone surrogate would fail).
+        self.items.append(
+            printable(f"{self.source}: {location}: {what}" if location else f"{self.source}: {what}")
+        )
 
     def fatal(self, location: str, what: str) -> AnnotationError | MetadataError:
         """A problem that leaves nothing to salvage (the file itself is unreadable)."""
         return self.error(f"{self.source}: {location}: {what}" if location else f"{self.source}: {what}")
+
+    def text_ok(self, location: str, text: str, limit: int | None = None) -> bool:
+        """False (and a problem added) when PostgreSQL cannot store `text`."""
+        why = text_problem(text, limit)
+        if why is not None:
+            self.add(location, why)
+        return why is None
+
+    def json_ok(self, location: str, value: Any) -> bool:
+        """False (and a problem added, at the spot inside `value`) when jsonb cannot store it."""
+        found = json_problem(value)
+        if found is not None:
+            self.add(f"{location}{found[0]}", found[1])
+        return found is None
 
     def finish(self) -> list[str]:
         if self.items and not self.skip_bad:
@@ -165,6 +207,9 @@ def check_xywh(
     if not all(math.isfinite(v) for v in (x, y, w, h)):
         problems.add(location, "coordinates must be finite")
         return None
+    if not all(abs(v) <= MAX_COORDINATE for v in (x, y, w, h)):
+        problems.add(location, f"coordinates must be within {MAX_COORDINATE:.0f} px")
+        return None
     if w < 0 or h < 0:
         problems.add(location, f"{'width' if w < 0 else 'height'} {w if w < 0 else h:g} is negative")
         return None
@@ -192,6 +237,9 @@ def check_point(
     if not (math.isfinite(px) and math.isfinite(py)):
         problems.add(location, "coordinates must be finite")
         return None
+    if not (abs(px) <= MAX_COORDINATE and abs(py) <= MAX_COORDINATE):
+        problems.add(location, f"coordinates must be within {MAX_COORDINATE:.0f} px")
+        return None
     for value, limit, axis, side in ((px, width, "x", "width"), (py, height, "y", "height")):
         if value < -PIXEL_TOLERANCE:
             problems.add(location, f"{axis} {value:g} is negative")
@@ -206,7 +254,75 @@ def check_point(
 
 
 def is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """An int or float (NaN and Infinity included: the coordinate checks name those); not an
+    int too large for a float (10**400 would raise OverflowError where it is converted)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, float) or abs(v) <= 2**1023
+
+
+def text_problem(text: str, limit: int | None = None) -> str | None:
+    """Why PostgreSQL text cannot store `text` (or an index key, over `limit` bytes), or None."""
+    if "\x00" in text:
+        return "NUL character (PostgreSQL text cannot store it)"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        return f"lone surrogate {text[exc.start]!r} (not valid Unicode; PostgreSQL cannot store it)"
+    if limit is not None and size > limit:
+        return f"{size} bytes long, over the limit of {limit}"
+    return None
+
+
+def json_key(key: str) -> str:
+    """A key as a step of a location: `.name`, or `['odd key']` (repr escapes NUL and the like)."""
+    return f".{key}" if key.isidentifier() and key.isascii() else f"[{key!r}]"
+
+
+def json_problem(value: Any) -> tuple[str, str] | None:
+    """(where inside `value`, what) for the first thing jsonb would refuse, or None.
+
+    Iterative, so a deep value cannot exhaust the stack here; children are visited in order, so
+    the problem reported is the first in the file."""
+    size = 0
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    while stack:
+        where, node, depth = stack.pop()
+        size += 8  # a node's header in jsonb, about
+        if isinstance(node, str):
+            why = text_problem(node)
+            if why is not None:
+                return where, why
+            size += len(node.encode("utf-8"))
+        elif isinstance(node, float):
+            if math.isnan(node):
+                return where, "NaN is not allowed (PostgreSQL's jsonb has no NaN)"
+            if math.isinf(node):
+                return where, (
+                    "Infinity is not allowed (PostgreSQL's jsonb has none; "
+                    "a number beyond 1.8e308 reads as Infinity)"
+                )
+        elif isinstance(node, (dict, list)):
+            if depth >= JSON_MAX_DEPTH:
+                return where, f"nested more than {JSON_MAX_DEPTH} levels deep"
+            children: list[tuple[str, Any, int]] = []
+            if isinstance(node, dict):
+                for key, child in node.items():
+                    if not isinstance(key, str):
+                        return where, f"key {key!r} is not a string"
+                    why = text_problem(key)
+                    if why is not None:
+                        return f"{where}{json_key(key)}", f"in the key: {why}"
+                    size += len(key.encode("utf-8"))
+                    children.append((f"{where}{json_key(key)}", child, depth + 1))
+            else:
+                children = [(f"{where}[{i}]", child, depth + 1) for i, child in enumerate(node)]
+            stack.extend(reversed(children))
+        elif not (node is None or isinstance(node, (bool, int))):
+            return where, f"a {type(node).__name__} is not a JSON value"
+        if size > JSON_MAX_BYTES:
+            return "", f"over {JSON_MAX_BYTES >> 20} MiB (PostgreSQL's jsonb holds at most 256 MiB)"
+    return None
 
 
 class FileIndex:

@@ -1,13 +1,25 @@
-"""COCO instances JSON: images, categories, annotations with boxes, polygons and RLE masks."""
+"""COCO instances JSON: images, categories, annotations with boxes, polygons and RLE masks.
+
+What PostgreSQL would refuse is a problem at its place, found before anything is written
+(annotations.py's module doc): a category name with a NUL, a lone surrogate or over the label
+limit (`categories[3].name: ...`); NaN / Infinity / NUL / too deep anywhere in an annotation's
+`attributes` (`annotations[12].attributes.note: ...`); a non-finite `score`; image sizes that
+are not finite or beyond 2^31 - 1. A file too deeply nested for the JSON parser, or with an
+integer over 4300 digits, is refused whole. The file is read only if it is a regular file
+(scan.read_text).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
 from pgsearch.loader import rle
 from pgsearch.loader.annotations import (
+    INDEXED_TEXT_MAX_BYTES,
+    MAX_COORDINATE,
     AnnotationSet,
     FileIndex,
     Problems,
@@ -18,18 +30,22 @@ from pgsearch.loader.annotations import (
     points_bbox,
     polygon_area,
 )
+from pgsearch.loader.scan import read_text
 
 
 def _load_json(path: str, problems: Problems) -> Any:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise problems.fatal(f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}") from None
     except UnicodeDecodeError:
         raise problems.fatal("", "not UTF-8 text") from None
     except OSError as exc:
         raise problems.fatal("", f"cannot read ({exc.strerror or exc})") from None
+    except RecursionError:
+        raise problems.fatal("", "invalid JSON: nested too deeply to read") from None
+    except ValueError:  # what json raises besides JSONDecodeError: int('9' * 5000)
+        raise problems.fatal("", "invalid JSON: a number too long to read (over 4300 digits)") from None
 
 
 def _key(entry: dict[str, Any], key: str, where: str, problems: Problems) -> Any:
@@ -73,6 +89,8 @@ def parse_coco(path: str, index: FileIndex, skip_bad: bool) -> AnnotationSet:
             problems.add(f"{where}.id", "expected an integer or string")
         elif not isinstance(name, str) or not name.strip():
             problems.add(f"{where}.name", "expected a non-empty string")
+        elif not problems.text_ok(f"{where}.name", name.strip(), INDEXED_TEXT_MAX_BYTES):
+            pass
         elif cid in categories:
             problems.add(f"{where}.id", f"duplicate category id {cid!r}")
         else:
@@ -103,6 +121,11 @@ def parse_coco(path: str, index: FileIndex, skip_bad: bool) -> AnnotationSet:
             continue
         if not (is_number(width) and is_number(height) and width > 0 and height > 0):
             problems.add(where, f"width and height must be positive numbers (got {width!r} x {height!r})")
+            continue
+        if not (width <= MAX_COORDINATE and height <= MAX_COORDINATE):  # inf too
+            problems.add(
+                where, f"width and height must be at most {MAX_COORDINATE:.0f} (got {width!r} x {height!r})"
+            )
             continue
         filename, why = index.resolve(file_name)
         if filename is None:
@@ -144,6 +167,8 @@ def _annotation(
     attributes: dict[str, Any] = {}
     extra = ann.get("attributes")
     if isinstance(extra, dict):
+        if not problems.json_ok(f"{where}.attributes", extra):
+            return None
         attributes.update(extra)
     iscrowd = ann.get("iscrowd", 0)
     if iscrowd not in (0, 1, True, False):
@@ -151,8 +176,8 @@ def _annotation(
         return None
     attributes["iscrowd"] = int(iscrowd)
     if "score" in ann:
-        if not is_number(ann["score"]):
-            problems.add(f"{where}.score", "expected a number")
+        if not is_number(ann["score"]) or not math.isfinite(ann["score"]):
+            problems.add(f"{where}.score", "expected a finite number")
             return None
         attributes["score"] = float(ann["score"])
 

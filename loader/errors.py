@@ -5,8 +5,18 @@ from __future__ import annotations
 from pgsearch.errors import PgsearchError
 
 
+def printable(text: str) -> str:
+    """`text` that can always be printed and stored: a lone surrogate (an undecodable file-name
+    byte, a JSON "\\ud800") as a backslash escape, NUL as \\x00. An error message quotes the
+    user's data, and printing it must not fail with UnicodeEncodeError in place of the error."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 class LoadInputError(PgsearchError):
     """The folder, file or option given to `pgsearch load` cannot be used."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(printable(str(message)), *args)
 
 
 class AnnotationError(LoadInputError):

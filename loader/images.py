@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from pgsearch.loader.errors import LoadInputError
+from pgsearch.loader.errors import LoadInputError, printable
+from pgsearch.loader.scan import FileRefused, read_regular
 
 # Decompression-bomb guard: a 40 kB PNG can claim 50,000 x 50,000 pixels and need 7 GB to decode.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -45,17 +46,15 @@ class ImageUnreadable(LoadInputError):
     """An image given directly by the user (a query image) cannot be decoded."""
 
 
-def read_file(path: str) -> bytes:
+def read_file(path: str, *, follow_symlinks: bool = True) -> bytes:
+    """The file's bytes, read only if it is a regular file of at most MAX_FILE_BYTES (scan.py's
+    read_regular); DecodeFailure with the reason otherwise. The loader's workers pass
+    follow_symlinks=False: scan.py resolved every link it follows, so a link left is one that
+    leads outside the load folder."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, io.SEEK_END)
-            size = fh.tell()
-            if size > MAX_FILE_BYTES:
-                raise DecodeFailure(
-                    f"file too large ({size / 2**20:.0f} MiB, limit {MAX_FILE_BYTES >> 20} MiB)"
-                )
-            fh.seek(0)
-            return fh.read()
+        return read_regular(path, MAX_FILE_BYTES, follow_symlinks=follow_symlinks)
+    except FileRefused as exc:
+        raise DecodeFailure(str(exc)) from None
     except FileNotFoundError:
         raise DecodeFailure("file not found") from None
     except IsADirectoryError:
@@ -154,7 +153,9 @@ def _too_large(width: int, height: int, max_pixels: int) -> str:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    # The reason is stored in assets.load_error (text): a decoder's message may quote bytes of
+    # the file, and a NUL or a lone surrogate there would fail the batch's COPY.
+    return printable(text[:200])
 
 
 def load_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[ImageFacts, Image.Image | None]:

@@ -3,17 +3,35 @@
 Boxes are stored as x = xmin, y = ymin, width = xmax - xmin, height = ymax - ymin (the
 convention of most converters). <difficult>, <truncated>, <occluded> and <pose> go into
 the shape's attributes. --annotations is one XML file or a folder searched recursively.
+
+XML 1.0 cannot carry a NUL, most control characters or a lone surrogate (expat refuses them,
+`&#0;` too: an "invalid XML" problem at its line and column), so a VOC file's text reaches
+the database only as names over annotations.INDEXED_TEXT_MAX_BYTES, which are refused, and
+numbers, which must be finite. Files are read only if they are regular files, up to
+`XML_FILE_MAX_BYTES` (scan.read_regular).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from pgsearch.loader.annotations import AnnotationSet, FileIndex, Problems, ShapeSpec, check_xywh
+from pgsearch.loader.annotations import (
+    INDEXED_TEXT_MAX_BYTES,
+    AnnotationSet,
+    FileIndex,
+    Problems,
+    ShapeSpec,
+    check_xywh,
+)
 from pgsearch.loader.errors import AnnotationError
+from pgsearch.loader.scan import read_regular
+
+# One image's XML: 64 MiB is hundreds of thousands of objects.
+XML_FILE_MAX_BYTES = 64 << 20
 
 
 def parse_voc(path: str, index: FileIndex, skip_bad: bool) -> AnnotationSet:
@@ -59,12 +77,12 @@ def _parse_file(
     file: Path, rel: str, index: FileIndex, problems: Problems
 ) -> tuple[str, list[ShapeSpec]] | None:
     try:
-        root = ET.parse(file).getroot()
+        root = ET.fromstring(read_regular(str(file), XML_FILE_MAX_BYTES))
     except ET.ParseError as exc:
         line, col = exc.position
         problems.add(f"line {line} column {col + 1}", f"invalid XML: {str(exc).split(':')[0]}")
         return None
-    except OSError as exc:
+    except OSError as exc:  # FileRefused (a FIFO, too large) included
         problems.add("", f"cannot read ({exc.strerror or exc})")
         return None
     if root.tag != "annotation":
@@ -98,6 +116,8 @@ def _parse_file(
         name = _text(obj, "name")
         if not name:
             problems.add(f"{where}.<name>", "missing or empty")
+            continue
+        if not problems.text_ok(f"{where}.<name>", name, INDEXED_TEXT_MAX_BYTES):
             continue
         box = obj.find("bndbox")
         if box is None:
@@ -138,7 +158,8 @@ def _parse_file(
         attributes: dict[str, Any] = {}
         for key in ("difficult", "truncated", "occluded"):
             value = _text(obj, key)
-            if value is not None and value.lstrip("-").isdigit():
+            # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+            if value is not None and re.fullmatch(r"-?[0-9]{1,18}", value):
                 attributes[key] = int(value)
         pose = _text(obj, "pose")
         if pose and pose.lower() != "unspecified":

@@ -70,7 +70,8 @@ def process(item: WorkItem) -> WorkResult:
             ImageFacts(None, None, None, None, None, "asset has no path to read the image from")
         )
     try:
-        data = read_file(item.path)
+        # Not following links: scan.py resolved those inside the load folder (see its module doc).
+        data = read_file(item.path, follow_symlinks=False)
     except DecodeFailure as exc:
         facts = ImageFacts(None, None, None, None, None, str(exc))
         return _failed(item, facts, same=False)

@@ -4,6 +4,13 @@ for segmentation polygons), class names from classes.txt / obj.names or a data.y
 --annotations may be the labels folder, or the data.yaml (labels are then looked for under
 its folder). A label file is matched to an image by its path without extension relative to the
 labels folder (`train/x.txt` <-> `train/x.jpg`), then by a unique stem.
+
+Files are read only if they are regular files, up to a size limit (scan.read_text). A names
+file that is not UTF-8, cannot be read, is nested too deeply (YAML), or holds a class name
+PostgreSQL cannot store (a NUL, a lone surrogate from a YAML "\\ud800", over
+annotations.INDEXED_TEXT_MAX_BYTES) stops the load before anything is written: every label
+depends on it. Coordinates are finite numbers by the checks below, so nothing else in a label
+file can reach the database.
 """
 
 from __future__ import annotations
@@ -13,28 +20,58 @@ from pathlib import Path
 from typing import Any
 
 from pgsearch.loader.annotations import (
+    INDEXED_TEXT_MAX_BYTES,
     NORMALISED_TOLERANCE,
     AnnotationSet,
     FileIndex,
     Problems,
     ShapeSpec,
     polygon_area,
+    text_problem,
 )
 from pgsearch.loader.errors import AnnotationError
+from pgsearch.loader.scan import FileRefused, read_text
+
+# One label file holds one image's boxes: 64 MiB is about a million of them.
+LABEL_FILE_MAX_BYTES = 64 << 20
 
 NAME_FILES = ("classes.txt", "obj.names", "classes.names")
 YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
 
 
+def _read_names_file(path: Path) -> str:
+    try:
+        return read_text(str(path), LABEL_FILE_MAX_BYTES)
+    except UnicodeDecodeError:
+        raise AnnotationError(f"{path.name}: not UTF-8 text") from None
+    except FileRefused as exc:
+        raise AnnotationError(f"{path.name}: cannot read ({exc})") from None
+    except OSError as exc:
+        raise AnnotationError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+
+
+def _check_names(path: Path, names: list[str], where: str, start: int = 0) -> list[str]:
+    for i, name in enumerate(names, start=start):
+        why = text_problem(name, INDEXED_TEXT_MAX_BYTES)
+        if why is not None:
+            raise AnnotationError(f"{path.name}: {where.format(i)}: {why}")
+    return names
+
+
 def _names_from_yaml(path: Path) -> list[str]:
     import yaml
 
+    text = _read_names_file(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
         raise AnnotationError(f"{path.name}: {where}invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise AnnotationError(f"{path.name}: invalid YAML: nested too deeply to read") from None
+    except ValueError as exc:  # a constructor's: an int over 4300 digits, a date like 2020-13-45
+        raise AnnotationError(f"{path.name}: invalid YAML: {str(exc)[:200]}") from None
     if not isinstance(doc, dict) or "names" not in doc:
         raise AnnotationError(f"{path.name}: missing key 'names'")
     names = doc["names"]
@@ -46,17 +83,21 @@ def _names_from_yaml(path: Path) -> list[str]:
         names = [names[i] for i in range(len(names))]
     if not isinstance(names, list) or not all(isinstance(n, (str, int)) and str(n).strip() for n in names):
         raise AnnotationError(f"{path.name}: names: expected a list of class names")
-    return [str(n).strip() for n in names]
+    if not names:
+        raise AnnotationError(f"{path.name}: names: the list is empty")
+    return _check_names(path, [str(n).strip() for n in names], "names[{}]")
 
 
 def _names_from_txt(path: Path) -> list[str]:
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in _read_names_file(path).splitlines()]
     while names and not names[-1]:
         names.pop()
+    if not names:
+        raise AnnotationError(f"{path.name}: no class names in it (one name per line)")
     for i, name in enumerate(names):
         if not name:
             raise AnnotationError(f"{path.name}: line {i + 1}: empty class name")
-    return names
+    return _check_names(path, names, "line {}", start=1)
 
 
 def _find_names(labels_dir: Path, yaml_file: Path | None) -> tuple[list[str], Path]:
@@ -113,9 +154,12 @@ def parse_yolo(path: str, index: FileIndex, skip_bad: bool) -> AnnotationSet:
 
 def _parse_file(file: Path, names: list[str], problems: Problems) -> list[ShapeSpec]:
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.add("", f"cannot read ({exc})")
+        text = read_text(str(file), LABEL_FILE_MAX_BYTES)
+    except UnicodeDecodeError:
+        problems.add("", "not UTF-8 text")
+        return []
+    except OSError as exc:  # FileRefused (a FIFO, too large) included
+        problems.add("", f"cannot read ({exc.strerror or exc})")
         return []
     out: list[ShapeSpec] = []
     for lineno, line in enumerate(text.splitlines(), start=1):

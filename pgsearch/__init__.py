@@ -20,8 +20,19 @@ __version__ = "0.1.0"
 __all__ = ["PgsearchError", "__version__", "connect"]
 
 
-def connect(dsn: str | None = None) -> Client:
-    """A Client on `dsn`, else $PGSEARCH_DSN / $DATABASE_URL, else the embedded server."""
+def connect(
+    dsn: str | None = None,
+    *,
+    statement_timeout: float | None = 30.0,
+    idle_in_transaction_timeout: float | None = 60.0,
+) -> Client:
+    """A Client on `dsn`, else $PGSEARCH_DSN / $DATABASE_URL, else the embedded server.
+
+    The server cancels a statement after `statement_timeout` seconds and ends a session idle in
+    an open transaction after `idle_in_transaction_timeout` (0 or None: no limit); the defaults
+    are pgsearch.search_settings' (tests/test_timeouts.py checks that they agree)."""
     from pgsearch.api import connect as _connect
 
-    return _connect(dsn)
+    return _connect(
+        dsn, statement_timeout=statement_timeout, idle_in_transaction_timeout=idle_in_transaction_timeout
+    )

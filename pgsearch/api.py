@@ -34,7 +34,14 @@ from pgsearch import db as database
 from pgsearch.catalog import load_catalog
 from pgsearch.datasets import choose_space, model_to_embed, shapes_not_embedded
 from pgsearch.errors import PgsearchError
-from pgsearch.search_settings import libpq_options
+from pgsearch.search_settings import (
+    IDLE_IN_TRANSACTION_TIMEOUT_S,
+    SEARCH_SETTINGS,
+    STATEMENT_TIMEOUT_S,
+    check_timeout,
+    libpq_options,
+    session_limits,
+)
 from pgsearch.translator import (
     AssetSource,
     Catalog,
@@ -56,6 +63,24 @@ if TYPE_CHECKING:
 
 class SearchError(PgsearchError):
     """A search request that cannot be answered as asked (conflicting options, no embeddings)."""
+
+
+class QueryTimeout(PgsearchError):
+    """The server cancelled a statement that ran longer than the session's statement timeout.
+
+    `seconds` is that timeout; the message says how to raise it through the API, and the CLI
+    words it for `--timeout`."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"the query ran longer than {_seconds(seconds)} and was cancelled; "
+            "connect(statement_timeout=SECONDS) raises the limit (0: none)"
+        )
+
+
+class SessionClosed(PgsearchError):
+    """The server ended the session: it sat idle inside an open transaction for too long."""
 
 
 class Result(list[dict[str, Any]]):
@@ -170,9 +195,18 @@ class SearchRequest:
 class Client:
     """A connection to a pgsearch database; see the module docstring."""
 
-    def __init__(self, conn: psycopg.Connection[TupleRow]) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        *,
+        statement_timeout: float | None = None,
+        idle_in_transaction_timeout: float | None = None,
+    ) -> None:
         # Public for notebooks that want plain SQL next to the API; the CLI never touches it.
         self.conn: psycopg.Connection[TupleRow] = conn
+        # The session's limits as set by connect(), for the messages when one is hit.
+        self.statement_timeout = statement_timeout
+        self.idle_in_transaction_timeout = idle_in_transaction_timeout
         # dataset name -> (dataset id, metadata keys, attribute keys) of its last full catalog read
         self._keys: dict[str, tuple[int, frozenset[str] | None, frozenset[str] | None]] = {}
 
@@ -230,8 +264,12 @@ class Client:
         statement = prefix + sql.SQL(compiled.sql)
         try:
             rows = self.conn.execute(statement, compiled.params).fetchall()
+        except psycopg.Error as exc:
+            self._raise_bounded(exc)
+            raise
         finally:
-            self.conn.rollback()
+            if not self.conn.closed:
+                self.conn.rollback()
         return "\n".join(r[0] for r in rows)
 
     def catalog(self, dataset: str, *, refresh: bool = False) -> Catalog:
@@ -268,11 +306,26 @@ class Client:
         usable for the next call after an error."""
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             if not self.conn.closed:
                 self.conn.rollback()
+            if isinstance(exc, psycopg.Error):
+                self._raise_bounded(exc)
             raise
         self.conn.commit()
+
+    def _raise_bounded(self, exc: psycopg.Error) -> None:
+        """The session's limits, hit, as the errors that say so (else returns)."""
+        if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in str(exc):
+            raise QueryTimeout(self.statement_timeout) from None
+        if isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout) or (
+            isinstance(exc, psycopg.OperationalError) and "idle-in-transaction timeout" in str(exc)
+        ):
+            raise SessionClosed(
+                f"the server closed this session: it sat in an open transaction for over "
+                f"{_seconds(self.idle_in_transaction_timeout)} (commit or roll back plain SQL on "
+                "Client.conn); connect again"
+            ) from None
 
     def space(self, dataset: str, *, target: Target = "asset", model: str | None = None) -> EmbeddingSpace:
         """The embedding space a search of `target` rows with `model` (None: the dataset's only
@@ -548,14 +601,34 @@ class Client:
         self.close()
 
 
-def connect(dsn: str | None = None) -> Client:
+def connect(
+    dsn: str | None = None,
+    *,
+    statement_timeout: float | None = STATEMENT_TIMEOUT_S,
+    idle_in_transaction_timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT_S,
+) -> Client:
     """A Client on `dsn`, else $PGSEARCH_DSN / $DATABASE_URL, else the embedded server.
 
     The connection carries the search settings (iterative HNSW scans, ef_search, ...) as
-    connection options, so each search stays a single statement.
+    connection options, so each search stays a single statement, and the session's bounds:
+    the server cancels a statement after `statement_timeout` seconds (QueryTimeout) and ends
+    the session after `idle_in_transaction_timeout` seconds idle in an open transaction
+    (SessionClosed); 0 or None lifts either.
     """
-    conn = database.open_database(dsn, options=libpq_options())
-    return Client(conn)
+    try:
+        statement_s = check_timeout("statement_timeout", statement_timeout)
+        idle_s = check_timeout("idle_in_transaction_timeout", idle_in_transaction_timeout)
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    settings = {**SEARCH_SETTINGS, **session_limits(statement_s, idle_s)}
+    conn = database.open_database(dsn, options=libpq_options(settings))
+    return Client(conn, statement_timeout=statement_s, idle_in_transaction_timeout=idle_s)
+
+
+def _seconds(seconds: float | None) -> str:
+    if not seconds:
+        return "the time allowed"
+    return f"{seconds:g} s"
 
 
 def _is_int(value: object) -> bool:

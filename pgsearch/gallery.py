@@ -10,6 +10,12 @@ alpha composited on white, 16-bit and float images rescaled. The decompression-b
 loader's too: an image is refused above `max_pixels` (default the loader's, 100 MP), or above the
 size the loader recorded for it (a row's `width` x `height`) when that is larger, since the
 loader accepted it at that size (`pgsearch load --max-megapixels`).
+
+An asset row's own shapes are drawn over its card when the page is given them (`boxes`, from
+`page_boxes`: one query for every asset of the page): an SVG overlay in the thumbnail's pixels,
+each box in its label's colour, the label shown on hover. They are vector, not drawn into the
+JPEG, so that they stay crisp and the label can appear on hover; a shape row's single box is
+drawn into its thumbnail instead, as before, since that box is the row itself.
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ import hashlib
 import html
 import io
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from psycopg import sql
 
 from pgsearch.loader.images import DEFAULT_MAX_PIXELS, to_rgb
 
@@ -34,6 +43,9 @@ BOX_KEYS = ("bbox_x", "bbox_y", "bbox_width", "bbox_height")
 JPEG_QUALITY = 82
 MIDDLE_DOT = " \u00b7 "
 TIMES = "\u00d7"
+# Boxes drawn on one asset card at most: past a few hundred they hide the image and only grow
+# the page (the card's label counts still say how many shapes there are).
+MAX_BOXES_PER_ASSET = 200
 
 STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 16px; background: #f4f4f5; color: #18181b; }
@@ -51,7 +63,93 @@ figcaption { padding: 6px 8px; line-height: 1.35; }
 .meta { color: #52525b; font-size: 12px; }
 .labels { font-size: 12px; }
 .labels span { display: inline-block; background: #eef2ff; border-radius: 3px; padding: 0 4px; margin: 2px 2px 0 0; }
+.thumb { position: relative; }
+/* The overlay covers the img box exactly and, like object-fit: contain, fits its viewBox (the
+   thumbnail's pixels) centred in it, so the boxes land on the picture at any card width. */
+.thumb svg.boxes { position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; }
+.boxes g { pointer-events: all; cursor: default; }
+.boxes rect { fill: none; stroke-width: 2px; vector-effect: non-scaling-stroke; }
+.boxes text { display: none; fill: #fff; stroke: #000; paint-order: stroke; font-family: system-ui, sans-serif;
+  font-weight: 600; dominant-baseline: hanging; }
+.boxes g:hover rect { stroke-width: 4px; }
+.boxes g:hover text { display: inline; }
 """
+
+
+@dataclass(frozen=True)
+class Box:
+    """A shape of an asset as its card draws it: the bounding box, in pixels of the full image."""
+
+    label: str
+    kind: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+# asset id -> its boxes, as page_boxes reads them
+Boxes = Mapping[int, Sequence[Box]]
+
+# Every shape with a box (all kinds but tags) of the given assets, at most `per_asset` each (the
+# first ones loaded): one statement for the whole page, an index lookup per asset.
+_PAGE_BOXES = sql.SQL(
+    """SELECT page.asset_id, b.name, b.kind, b.bbox_x, b.bbox_y, b.bbox_width, b.bbox_height
+  FROM unnest({ids}::bigint[]) AS page(asset_id)
+ CROSS JOIN LATERAL (
+       SELECT l.name, s.kind, s.bbox_x, s.bbox_y, s.bbox_width, s.bbox_height
+         FROM pgsearch.shapes AS s
+         JOIN pgsearch.labels AS l ON l.id = s.label_id
+        WHERE s.asset_id = page.asset_id AND s.bbox_x IS NOT NULL
+        ORDER BY s.id
+        LIMIT {per_asset}) AS b"""
+).format(ids=sql.Placeholder("ids"), per_asset=sql.Placeholder("per_asset"))
+
+
+def asset_ids(rows: Iterable[Mapping[str, Any]]) -> list[int]:
+    """The ids of the asset rows among `rows` (shape rows carry a label or a box of their own)."""
+    ids = {
+        int(row["id"])
+        for row in rows
+        if row.get("id") is not None
+        and "label" not in row
+        and "asset_id" not in row
+        and shape_box(row) is None
+    }
+    return sorted(ids)
+
+
+def page_boxes(
+    conn: psycopg.Connection[Any],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    per_asset: int = MAX_BOXES_PER_ASSET,
+) -> dict[int, list[Box]]:
+    """The boxes of every asset row of a page, read in one query: {asset id: boxes}, assets
+    without a boxed shape left out. Its own transaction (a savepoint inside the caller's), so
+    that it leaves the connection as it found it."""
+    ids = asset_ids(rows)
+    if not ids:
+        return {}
+    found: dict[int, list[Box]] = {}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_PAGE_BOXES, {"ids": ids, "per_asset": per_asset})
+        for asset_id, name, kind, x, y, w, h in cur:
+            found.setdefault(asset_id, []).append(Box(name, kind, x, y, w, h))
+    return found
+
+
+def gallery_renderer(
+    conn: psycopg.Connection[Any], rows: Iterable[Mapping[str, Any]]
+) -> Callable[[list[dict[str, Any]], str], str]:
+    """A page renderer (rows, title) -> html for pgsearch.output.emit that draws the boxes of the
+    asset rows among `rows`, read now (page_boxes: one query) while the connection is open."""
+    boxes = page_boxes(conn, rows)
+
+    def render(page: list[dict[str, Any]], title: str) -> str:
+        return gallery_html(page, title=title, boxes=boxes)
+
+    return render
 
 
 def write_gallery(
@@ -62,12 +160,15 @@ def write_gallery(
     image_root: str | Path | None = None,
     thumb_px: int = 256,
     max_pixels: int | None = None,
+    boxes: Boxes | None = None,
 ) -> Path:
     """Writes the gallery page to `path` and returns it. Relative image paths resolve against
     `image_root` (default: the current directory)."""
     target = Path(path)
     target.write_text(
-        gallery_html(rows, title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels),
+        gallery_html(
+            rows, title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels, boxes=boxes
+        ),
         encoding="utf-8",
     )
     return target
@@ -80,10 +181,16 @@ def gallery_html(
     image_root: str | Path | None = None,
     thumb_px: int = 256,
     max_pixels: int | None = None,
+    boxes: Boxes | None = None,
 ) -> str:
-    """The gallery page as a string."""
+    """The gallery page as a string; `boxes` (page_boxes) are drawn on the asset cards."""
     return sections_html(
-        [(None, rows)], title=title, image_root=image_root, thumb_px=thumb_px, max_pixels=max_pixels
+        [(None, rows)],
+        title=title,
+        image_root=image_root,
+        thumb_px=thumb_px,
+        max_pixels=max_pixels,
+        boxes=boxes,
     )
 
 
@@ -96,6 +203,7 @@ def write_gallery_sections(
     thumb_px: int = 256,
     max_pixels: int | None = None,
     links: Iterable[tuple[str, str]] = (),
+    boxes: Boxes | None = None,
 ) -> Path:
     """Writes one page holding several result sets, each under its own heading."""
     target = Path(path)
@@ -107,6 +215,7 @@ def write_gallery_sections(
             thumb_px=thumb_px,
             max_pixels=max_pixels,
             links=links,
+            boxes=boxes,
         ),
         encoding="utf-8",
     )
@@ -121,11 +230,12 @@ def sections_html(
     thumb_px: int = 256,
     max_pixels: int | None = None,
     links: Iterable[tuple[str, str]] = (),
+    boxes: Boxes | None = None,
 ) -> str:
     """A page of result sets; a section without a heading is a plain gallery. Images above
     `max_pixels` (default: the loader's limit) show as too large, unless the row records a larger
     size the loader accepted. links: (text, relative URL) pairs shown under the title, e.g. the
-    dataset's map page."""
+    dataset's map page. boxes: the asset rows' shapes (page_boxes), drawn over their cards."""
     thumbs = Thumbnails(
         Path(image_root) if image_root is not None else None,
         thumb_px,
@@ -137,7 +247,7 @@ def sections_html(
     if shown:
         body.append(f'<p class="summary">{" · ".join(shown)}</p>')
     for heading, rows in sections:
-        figures = [figure_html(row, thumbs) for row in rows]
+        figures = [figure_html(row, thumbs, boxes) for row in rows]
         if heading is not None:
             body.append(f"<h2>{e(heading)}</h2>")
         body.append(f'<p class="summary">{len(figures)} result{"" if len(figures) == 1 else "s"}</p>')
@@ -157,7 +267,7 @@ def sections_html(
     )
 
 
-def figure_html(row: Mapping[str, Any], thumbs: Thumbnails) -> str:
+def figure_html(row: Mapping[str, Any], thumbs: Thumbnails, boxes: Boxes | None = None) -> str:
     e = html.escape
     filename = str(row.get("filename") or "")
     box = shape_box(row)
@@ -165,6 +275,10 @@ def figure_html(row: Mapping[str, Any], thumbs: Thumbnails) -> str:
     data_uri, problem = thumbs.get(row.get("path"), box, label, recorded_pixels(row))
     if data_uri is not None:
         image = f'<img src="{data_uri}" alt="{e(filename)}" title="{e(str(row.get("path") or ""))}">'
+        own = boxes.get(row["id"]) if boxes and row.get("id") is not None and box is None else None
+        sizes = thumbs.sizes(row.get("path"), recorded_pixels(row)) if own else None
+        if own and sizes is not None:
+            image = f'<div class="thumb">{image}{overlay_svg(own, *sizes)}</div>'
     else:
         image = f'<div class="missing">{e(problem or "no image")}</div>'
     meta = []
@@ -183,6 +297,34 @@ def figure_html(row: Mapping[str, Any], thumbs: Thumbnails) -> str:
         f'<div class="meta">{MIDDLE_DOT.join(meta)}</div>'
         + (f'<div class="labels">{labels}</div>' if labels else "")
         + "</figcaption></figure>"
+    )
+
+
+def overlay_svg(boxes: Sequence[Box], thumb: tuple[int, int], image: tuple[int, int]) -> str:
+    """An asset's boxes as an SVG over its thumbnail: the viewBox is the thumbnail's pixels (the
+    boxes scaled from the full image's, as the shape rows' boxes are), each box a group with its
+    label as the hover tooltip (title) and as a text shown on hover. Larger boxes come first, so
+    that a small box inside a large one stays on top, where the pointer finds it."""
+    e = html.escape
+    tw, th = thumb
+    sx, sy = tw / image[0], th / image[1]
+    font = max(8.0, max(tw, th) / 16)
+    groups = []
+    for b in sorted(boxes, key=lambda b: -(b.width * b.height)):
+        x, y, w, h = b.x * sx, b.y * sy, b.width * sx, b.height * sy
+        r, g, bl = _label_colour(b.label)
+        name = e(b.label)
+        title = name if b.kind == "bbox" else f"{name} ({e(b.kind)})"
+        groups.append(
+            f'<g class="box" data-label="{e(b.label, quote=True)}" data-kind="{e(b.kind, quote=True)}">'
+            f"<title>{title}</title>"
+            f'<rect x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" height="{h:.2f}" stroke="rgb({r},{g},{bl})"/>'
+            f'<text x="{x + 2:.2f}" y="{y + 2:.2f}">{name}</text></g>'
+        )
+    return (
+        f'<svg class="boxes" viewBox="0 0 {tw} {th}" preserveAspectRatio="xMidYMid meet" '
+        f'font-size="{font:.1f}" stroke-width="{font / 6:.2f}" xmlns="http://www.w3.org/2000/svg" '
+        f'aria-label="{len(boxes)} shape{"" if len(boxes) == 1 else "s"}">' + "".join(groups) + "</svg>"
     )
 
 
@@ -266,6 +408,18 @@ class Thumbnails:
         buffer = io.BytesIO()
         thumb.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)  # 4:4:4 keeps thin boxes crisp
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), None
+
+    def sizes(
+        self, path: object, recorded_pixels: int | None = None
+    ) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(thumbnail size, full upright image size) of the image get() shows, None when it
+        shows none; decoded once, shared with get()."""
+        if not path:
+            return None
+        decoded = self._decode(str(path), max(self.max_pixels, recorded_pixels or 0))
+        if isinstance(decoded, str):
+            return None
+        return decoded[0].size, decoded[1]
 
     def _decode(self, path: str, max_pixels: int) -> tuple[Image.Image, tuple[int, int]] | str:
         key = (path, max_pixels)

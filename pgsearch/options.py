@@ -17,6 +17,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # `--help` does not import the translator; tests/test_cli_hostile.py checks that they agree.
 MAX_LIMIT = 100_000
 MAX_OFFSET = 1_000_000
+# pgsearch.search_settings.STATEMENT_TIMEOUT_S, repeated for the same reason;
+# tests/test_timeouts.py checks that they agree.
+STATEMENT_TIMEOUT_S = 30.0
 
 
 def dsn_option(func: F) -> F:
@@ -89,6 +92,18 @@ def offset_option(func: F) -> F:
         default=0,
         show_default=True,
         help="Rows to skip (with --limit, pages through the results).",
+    )(func)
+
+
+def timeout_option(func: F) -> F:
+    return click.option(
+        "--timeout",
+        "timeout",
+        type=click.FloatRange(min=0, min_open=False),
+        default=STATEMENT_TIMEOUT_S,
+        show_default=True,
+        metavar="SECONDS",
+        help="Cancel the search when it runs longer than this (the server stops it); 0: no limit.",
     )(func)
 
 

@@ -207,9 +207,15 @@ def _grant_reader(conn: psycopg.Connection, role: str, password: str | None) -> 
                 f"or take that away first (REVOKE ... FROM {ident.as_string(conn)})"
             )
     if password is not None:
-        # A utility statement takes no bound parameters; Literal quotes the password.
+        # A utility statement takes no bound parameters; Literal quotes the password. SCRAM,
+        # whatever the server's default: the embedded server's pg_hba.conf asks for SCRAM.
+        conn.execute("SET LOCAL password_encryption = 'scram-sha-256'")
         conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
         did.append("password set")
+    elif found is None:
+        did.append(
+            "no password: it cannot log in where passwords are asked for (the embedded server) until given one with --password"
+        )
     steps.insert(0, f"role {role}: " + ", ".join(did))
 
     database = conn.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]

@@ -20,6 +20,8 @@ m 16, ef_construction 128, 2 cores).
 
 from __future__ import annotations
 
+import math
+
 import psycopg
 
 SEARCH_SETTINGS: dict[str, str] = {
@@ -43,6 +45,46 @@ SEARCH_SETTINGS: dict[str, str] = {
     # The exact path's sort of one filter's rows must not spill to disk.
     "work_mem": "64MB",
 }
+
+
+# Bounds on the sessions of `pgsearch query` and the API (pgsearch.connect): a search that runs
+# longer is cancelled by the server itself, so it stops even when its client is gone or stuck;
+# `pgsearch query --timeout` and connect(statement_timeout=...) change it, 0 lifts it. Tens of
+# seconds: an indexed search over 1M rows answers in well under a second (bench/README.md),
+# while an unindexed regex over 500k rows ran 98 s.
+STATEMENT_TIMEOUT_S = 30.0
+# A session that leaves a transaction open holds its snapshot and locks, which makes
+# `pgsearch index add` wait and every query queue behind it; the server ends such a session.
+# The API commits after every call, so only plain SQL on Client.conn can leave one open.
+IDLE_IN_TRANSACTION_TIMEOUT_S = 60.0
+
+
+def session_limits(
+    statement_timeout: float | None = STATEMENT_TIMEOUT_S,
+    idle_in_transaction_timeout: float | None = IDLE_IN_TRANSACTION_TIMEOUT_S,
+) -> dict[str, str]:
+    """The timeouts as session settings (milliseconds; None or 0: no limit)."""
+    return {
+        "statement_timeout": _milliseconds(statement_timeout),
+        "idle_in_transaction_session_timeout": _milliseconds(idle_in_transaction_timeout),
+    }
+
+
+def check_timeout(name: str, value: object) -> float | None:
+    """`value` as seconds (None or 0: no limit); ValueError naming `name` when it is no
+    non-negative finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}= must be a number of seconds >= 0 (0 or None: no limit), not {value!r}")
+    return float(value)
+
+
+def _milliseconds(seconds: float | None) -> str:
+    if not seconds:
+        return "0"
+    # At least 1 ms: a positive timeout that rounds to 0 would mean none at all.
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def libpq_options(settings: dict[str, str] | None = None) -> str:

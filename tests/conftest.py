@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,6 +23,21 @@ def _with_dbname(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
+def as_role(url: str, role: str, password: str) -> str:
+    """`url` (the superuser's, with its password) for another role and its password: the
+    embedded server asks every role for one (SCRAM)."""
+    from urllib.parse import quote
+
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{quote(role, safe='')}:{quote(password, safe='')}@{rest.split('@', 1)[1]}"
+
+
+@pytest.fixture(scope="session")
+def role_dsn() -> Callable[[str, str, str], str]:
+    """role_dsn(url, role, password): a test database's URL for a reader role and its password."""
+    return as_role
+
+
 @pytest.fixture(scope="session")
 def pg_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pgsearch-home")
@@ -38,6 +53,7 @@ def pg_server(pg_home: Path) -> Iterator[EmbeddedServer]:
 
 @pytest.fixture(scope="session")
 def server_url(pg_server: EmbeddedServer) -> str:
+    """The superuser's URL, its password in it (the server asks for one: tests/test_server_auth.py)."""
     return pg_server.url()
 
 

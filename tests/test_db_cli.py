@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,7 +21,7 @@ from pgsearch import db as database
 from pgsearch import migrate
 from pgsearch.cli import cli
 from pgsearch.errors import SchemaError
-from pgsearch.server import psql_executable
+from pgsearch.server import EmbeddedServer, psql_executable
 
 
 def run(*args: str) -> CliRunner:
@@ -102,11 +108,13 @@ def test_cli_subprocess_reports_schema_state(dsn: str) -> None:
     assert json.loads(done.stdout)["schema_revision"] == migrate.head_revision()
 
 
-def test_unprivileged_role_without_vector_gets_one_line(empty_dsn: str, server_url: str) -> None:
+def test_unprivileged_role_without_vector_gets_one_line(
+    empty_dsn: str, server_url: str, role_dsn: Callable[[str, str, str], str]
+) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS pgsearch_weak")
-        conn.execute("CREATE ROLE pgsearch_weak LOGIN")
-    weak = empty_dsn.replace("postgres@", "pgsearch_weak@")
+        conn.execute("CREATE ROLE pgsearch_weak LOGIN PASSWORD 'weak-but-given'")
+    weak = role_dsn(empty_dsn, "pgsearch_weak", "weak-but-given")
     try:
         result = CliRunner().invoke(cli, ["db", "upgrade", "--dsn", weak])
         assert result.exit_code != 0
@@ -119,3 +127,66 @@ def test_unprivileged_role_without_vector_gets_one_line(empty_dsn: str, server_u
                 sql.SQL("REVOKE ALL ON DATABASE {} FROM pgsearch_weak").format(sql.Identifier(dbname))
             )
             conn.execute("DROP ROLE pgsearch_weak")
+
+
+def test_restarts_keep_the_port_and_recover_from_kill_9(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Stop/start, a port in TIME_WAIT and a kill -9 of the postmaster (stale postmaster.pid,
+    and a zombie where nothing reaps it) all end with the same port, written once; readiness
+    probes leave no FATAL in the log; as root, the directories opened above the home are named."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    home = closed / "home"
+    server = EmbeddedServer(home)
+    try:
+        first = server.start()
+        port = first.port
+        err = capfd.readouterr().err
+        if os.geteuid() == 0:
+            line = next(line for line in err.splitlines() if "added o+x (enter, not list) to" in line)
+            opened = line.split("not list) to ", 1)[1].split(". Put", 1)[0].split(", ")
+            assert str(closed) in opened
+            assert os.stat(closed).st_mode & 0o777 == 0o701
+        for _ in range(2):
+            with psycopg.connect(first.url or "") as conn:  # a client leaves the port in TIME_WAIT
+                conn.execute("SELECT 1")
+            assert EmbeddedServer(home).stop()
+            assert EmbeddedServer(home).start().port == port
+        pid = EmbeddedServer(home).status().pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        again = EmbeddedServer(home)
+        assert again.start().port == port and again.started
+        with psycopg.connect(again.status().url or "") as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+        for _ in range(5):
+            assert EmbeddedServer(home).status().running
+        conf = (home / "pgdata" / "postgresql.conf").read_text()
+        assert [line for line in conf.splitlines() if line.startswith("port")] == [
+            f"port = {port}  # pgsearch: kept across restarts"
+        ]
+        log = (home / "postgres.log").read_text()
+        assert "FATAL" not in log, [line for line in log.splitlines() if "FATAL" in line]
+    finally:
+        EmbeddedServer(home).stop()
+
+
+def test_a_taken_port_moves_once_and_says_so(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    try:
+        port = EmbeddedServer(home).start().port
+        assert port is not None
+        EmbeddedServer(home).stop()
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            capfd.readouterr()
+            moved = EmbeddedServer(home).start().port
+            assert moved != port
+            assert f"port {port} of the embedded server is taken" in capfd.readouterr().err
+        conf = (home / "pgdata" / "postgresql.conf").read_text()
+        assert sum(line.startswith("port") for line in conf.splitlines()) == 1
+    finally:
+        EmbeddedServer(home).stop()

@@ -330,3 +330,225 @@ def test_embeddings_file_rejections(conn: psycopg.Connection, tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["load", *args, "--workers", "0"])
     assert result.exit_code != 0 and "v.npy: row 2: 'other.png' is not among" in result.output
     assert nothing_written(conn)
+
+
+# --- values PostgreSQL would refuse (issue 15, items 5 and 9): found before anything is written ---
+
+DEEP = "[" * 5000 + "]" * 5000  # beyond Python's recursion limit: json raises RecursionError
+
+HOSTILE_METADATA_CASES = [
+    (
+        "nan",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "x": NaN}\n',
+        "meta.jsonl: line 1.x: NaN is not allowed",
+    ),
+    (
+        "infinity",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "x": [1, -Infinity]}\n',
+        "meta.jsonl: line 1.x[1]: Infinity is not allowed",
+    ),
+    (
+        "1e400",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "x": 1e400}\n',
+        "line 1.x: Infinity is not allowed",
+    ),
+    (
+        "nul in a value",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "note": "a\\u0000b"}\n',
+        "meta.jsonl: line 1.note: NUL character",
+    ),
+    (
+        "nul in a key",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "metadata": {"k\\u0000": 1}}\n',
+        "meta.jsonl: line 1.metadata['k\\x00']: in the key: NUL character",
+    ),
+    (
+        "lone surrogate",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "note": "\\ud800"}\n',
+        "meta.jsonl: line 1.note: lone surrogate '\\ud800'",
+    ),
+    (
+        "surrogate status",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "status": "\\udfff"}\n',
+        "line 1.status: lone",
+    ),
+    (
+        "nul group",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "groups": ["a\\u0000"]}\n',
+        "line 1.groups[0]: NUL",
+    ),
+    (
+        "long group",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "groups": ["' + b"g" * 1001 + b'"]}\n',
+        "over the limit",
+    ),
+    (
+        "deep json",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "x": ' + DEEP.encode() + b"}\n",
+        "meta.jsonl: line 1: invalid JSON: nested too deeply to read",
+    ),
+    (
+        "deep but parseable",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "x": ' + b"[" * 200 + b"]" * 200 + b"}\n",
+        "nested more than 64 levels deep",
+    ),
+    (
+        "a 5000-digit integer",
+        "meta.jsonl",
+        b'{"filename": "img_0000.png", "x": ' + b"9" * 5000 + b"}\n",
+        "meta.jsonl: line 1: invalid JSON: a number too long to read",
+    ),
+    ("deep .json", "meta.json", DEEP.encode(), "meta.json: invalid JSON: nested too deeply to read"),
+    (
+        "nul in a csv cell",
+        "meta.csv",
+        b"filename,note\nimg_0000.png,ok\nimg_0001.jpg,a\x00b\n",
+        'meta.csv: line 3, column "note": NUL character',
+    ),
+    (
+        "nul in a csv header",
+        "meta.csv",
+        b"filename,no\x00te\nimg_0000.png,1\n",
+        'meta.csv: line 1, column "no\\x00te": NUL',
+    ),
+    ("not utf-8 csv", "meta.csv", b"filename,note\nimg_0000.png,caf\xe9\n", "meta.csv: not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "name", "data", "message"), HOSTILE_METADATA_CASES, ids=[c[0] for c in HOSTILE_METADATA_CASES]
+)
+def test_metadata_values_postgres_refuses(
+    conn: psycopg.Connection, tmp_path: Path, case: str, name: str, data: bytes, message: str
+) -> None:
+    make_folder(tmp_path / "images", 2)
+    (tmp_path / name).write_bytes(data)
+    result = run(str(tmp_path / "images"), "-d", "d", "--metadata", str(tmp_path / name))
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert nothing_written(conn)
+
+
+def test_many_rows_one_nan_writes_nothing(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """The issue's 2,976-of-3,000: a bad value in the last metadata row used to fail its batch's
+    COPY after the earlier batches had committed, and every rerun the same."""
+    folder = make_folder(tmp_path / "images", 40, sizes=((8, 6),), formats=("PNG",))
+    lines = [json.dumps({"filename": f, "n": i}) for i, f in enumerate(folder.filenames)]
+    lines[-1] = lines[-1][:-1] + ', "bad": NaN}'
+    (tmp_path / "meta.jsonl").write_text("\n".join(lines) + "\n")
+    args = [
+        str(tmp_path / "images"),
+        "-d",
+        "d",
+        "--metadata",
+        str(tmp_path / "meta.jsonl"),
+        "--batch-size",
+        "4",
+    ]
+    result = run(*args)
+    assert result.exit_code == 1 and "meta.jsonl: line 40.bad: NaN" in result.output, result.output
+    assert nothing_written(conn)
+    result = run(*args, "--skip-bad-annotations")  # drops that row, loads the rest
+    assert result.exit_code == 0, result.output
+    rows = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE metadata ? 'n') FROM pgsearch.assets"
+    ).fetchone()
+    assert rows == (40, 39)
+
+
+def test_csv_numbers_that_do_not_fit_are_stored_as_text(conn: psycopg.Connection, tmp_path: Path) -> None:
+    make_folder(tmp_path / "images", 2)
+    big = "9" * 5000
+    (tmp_path / "meta.csv").write_text(f"filename,a,b,c\nimg_0000.png,1e400,{big},\x01ctl\n")
+    result = run(str(tmp_path / "images"), "-d", "d", "--metadata", str(tmp_path / "meta.csv"))
+    assert result.exit_code == 0, result.output
+    meta = conn.execute("SELECT metadata FROM pgsearch.assets WHERE filename = 'img_0000.png'").fetchone()[0]
+    assert meta == {"a": "1e400", "b": big, "c": "\x01ctl"}
+
+
+def test_coco_values_postgres_refuses(conn: psycopg.Connection, tmp_path: Path, coco: Any) -> None:
+    _, doc = coco
+    path = tmp_path / "coco.json"
+    args = [str(tmp_path / "images"), "-d", "d", "-a", str(path), "--format", "coco"]
+    cases: list[tuple[Callable[[dict[str, Any]], None], str]] = [
+        (_set(["categories", 0, "name"], "c\x00t"), "coco.json: categories[0].name: NUL character"),
+        (
+            _set(["categories", 0, "name"], "\ud83d"),
+            "coco.json: categories[0].name: lone surrogate '\\ud83d'",
+        ),
+        (_set(["annotations", 1, "attributes"], {"a": float("nan")}), "annotations[1].attributes.a: NaN"),
+        (_set(["annotations", 1, "attributes"], {"a": ["\x00"]}), "annotations[1].attributes.a[0]: NUL"),
+        (_set(["annotations", 1, "score"], float("inf")), "annotations[1].score: expected a finite number"),
+        (
+            _set(["annotations", 0, "bbox"], [10**400, 0, 1, 1]),
+            "annotations[0].bbox: coordinates must be numbers",
+        ),
+        (_set(["images", 0, "width"], 10**400), "images[0]: width and height must be positive numbers"),
+        (_set(["images", 0, "width"], 1e300), "images[0]: width and height must be at most 2147483647"),
+    ]
+    for mutate, message in cases:
+        bad = copy.deepcopy(doc)
+        mutate(bad)
+        path.write_text(json.dumps(bad))  # ensure_ascii: a lone surrogate is written as \ud83d
+        result = run(*args)
+        assert result.exit_code == 1 and message in result.output, (message, result.output)
+        assert "Traceback" not in result.output
+    path.write_text('{"images": ' + DEEP + "}")
+    result = run(*args)
+    assert result.exit_code == 1 and "coco.json: invalid JSON: nested too deeply to read" in result.output
+    assert nothing_written(conn)
+
+
+def test_yolo_names_postgres_refuses(conn: psycopg.Connection, tmp_path: Path) -> None:
+    _yolo(tmp_path)
+    labels = tmp_path / "labels"
+    args = [str(tmp_path / "images"), "-d", "d", "-a", str(labels), "--format", "yolo"]
+    (labels / "classes.txt").write_bytes(b"caf\xe9\ndog\n")
+    result = run(*args)
+    assert result.exit_code == 1 and "classes.txt: not UTF-8 text" in result.output, result.output
+    (labels / "classes.txt").write_bytes(b"cat\nd\x00g\n")
+    result = run(*args)
+    assert result.exit_code == 1 and "classes.txt: line 2: NUL character" in result.output, result.output
+    (labels / "classes.txt").unlink()
+    (labels / "data.yaml").write_text('names: ["cat", "d\\0g"]\n')
+    result = run(*args)
+    assert result.exit_code == 1 and "data.yaml: names[1]: NUL character" in result.output, result.output
+    (labels / "data.yaml").write_text("names: " + "[" * 3000 + "]" * 3000 + "\n")
+    result = run(*args)
+    assert result.exit_code == 1 and "data.yaml: " in result.output and "Traceback" not in result.output
+    (labels / "data.yaml").write_text("names: [cat, dog]\n")
+    (labels / "img_0000.txt").write_text("0 nan 0.5 0.1 0.1\n")
+    result = run(*args)
+    assert result.exit_code == 1 and "img_0000.txt: line 1: coordinates must be finite" in result.output
+    assert nothing_written(conn)
+
+
+def test_voc_values_postgres_refuses(conn: psycopg.Connection, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "images", 2)
+    make_voc(folder, tmp_path / "xml")
+    args = [str(tmp_path / "images"), "-d", "d", "-a", str(tmp_path / "xml"), "--format", "voc"]
+    obj = "<object><name>{}</name><difficult>{}</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>{}</xmax><ymax>5</ymax></bndbox></object>"
+    head = "<annotation><filename>img_0000.png</filename>"
+    for body, message in [
+        (obj.format("a&#0;b", 0, 5), "img_0000.xml: line 1 column"),  # XML refuses NUL
+        (obj.format("a", 0, "1e400"), "coordinates must be finite"),
+        (obj.format("n" * 1001, 0, 5), "object[0].<name>: 1001 bytes long"),
+    ]:
+        (tmp_path / "xml" / "img_0000.xml").write_text(head + body + "</annotation>")
+        result = run(*args)
+        assert result.exit_code == 1 and message in result.output, (message, result.output)
+    assert nothing_written(conn)
+    # '²' passes str.isdigit() and fails int(): not a traceback, just not an attribute
+    (tmp_path / "xml" / "img_0000.xml").write_text(head + obj.format("a", "²", 5) + "</annotation>")
+    assert run(*args).exit_code == 0

@@ -287,7 +287,7 @@ HOSTILE_LABELS = [
 
 
 def test_png_of_hostile_labels(
-    conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    conn: psycopg.Connection, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Labels that are mathtext ($...$), hold control characters or glyphs the font lacks: the PNG
     is drawn with them verbatim, on one line, and nothing is printed on stderr."""
@@ -321,7 +321,7 @@ def test_png_of_hostile_labels(
     assert "\\$\\notacommand\\$ (" in " ".join(legend)  # drawn as \$, which matplotlib shows as $
     assert "new\\nline (" in " ".join(legend) and "tab\\there (" in " ".join(legend)
     # The run was committed before the picture was drawn: it is there for a fresh connection.
-    with psycopg.connect(conn.info.dsn) as other:
+    with psycopg.connect(dsn) as other:
         assert other.execute("SELECT count(*) FROM pgsearch.projection_runs").fetchone() == (1,)
 
 
@@ -335,7 +335,7 @@ def test_text_for_matplotlib_is_verbatim() -> None:
 
 
 def test_the_run_is_kept_when_the_picture_fails(
-    conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    conn: psycopg.Connection, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load_blobs(tmp_path)
 
@@ -345,7 +345,7 @@ def test_the_run_is_kept_when_the_picture_fails(
     monkeypatch.setattr(projection, "write_png", broken)
     result = CliRunner().invoke(cli, ["map", "-d", "blobs", "--png", str(tmp_path / "m.png"), "-q"])
     assert isinstance(result.exception, ValueError)
-    with psycopg.connect(conn.info.dsn) as other:
+    with psycopg.connect(dsn) as other:
         assert other.execute("SELECT count(*) FROM pgsearch.projection_runs").fetchone() == (1,)
 
     def full(*args: Any, **kwargs: Any) -> Path:

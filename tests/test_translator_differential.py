@@ -80,10 +80,12 @@ def numeric(atoms: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 strings = st.sampled_from(
-    ["IMG", "img_", "jpg", ".JPG", "Ärger", "a'b", "", "review", "Canon", "canon", "%", "_"]
+    ["IMG", "img_", "jpg", ".JPG", "Ärger", "a'b", "", "review", "Canon", "canon", "%", "_", "corrupt"]
 )
 string_lists = st.lists(st.sampled_from([*STATUSES, "jpeg", "png", "Canon", "x"]), min_size=1, max_size=3)
-regexes = st.sampled_from(["^IMG_[0-9]+", "[0-9]{4}\\.jpg$", "^(a|i)", "\\.png$", ".*", "^[^I]"])
+regexes = st.sampled_from(
+    ["^IMG_[0-9]+", "[0-9]{4}\\.jpg$", "^(a|i)", "\\.png$", ".*", "^[^I]", "^corrupt", "truncated|too large"]
+)
 
 
 # -- polygons for inside() ----------------------------------------------------------------------
@@ -163,6 +165,7 @@ NULLABLE_ASSET = [
     "cluster",
     "width / height",
     "(x + 1)",
+    "load_error",
 ]
 NULLABLE_SHAPE = [
     "duplicate_group",
@@ -172,13 +175,23 @@ NULLABLE_SHAPE = [
     "uniqueness",
     "area",
     "asset.format",
+    "asset.load_error",
 ]
 
 
 def asset_conditions() -> st.SearchStrategy[str]:
     num = numeric(asset_numeric_atoms())
     string_fields = st.sampled_from(
-        ["filename", "path", "format", "status", "metadata.camera", "metadata.iso", "suggested_label"]
+        [
+            "filename",
+            "path",
+            "format",
+            "status",
+            "metadata.camera",
+            "metadata.iso",
+            "suggested_label",
+            "load_error",
+        ]
     )
     atoms = st.one_of(
         st.tuples(num, st.sampled_from(["<", ">", "<=", ">=", "==", "=", "!="]), num).map(" ".join),
@@ -195,11 +208,13 @@ def asset_conditions() -> st.SearchStrategy[str]:
         st.tuples(st.sampled_from(LABELS), st.sampled_from(["in", "not in"])).map(
             lambda t: f"{quoted(t[0])} {t[1]} labels"
         ),
-        st.tuples(strings, st.sampled_from(["filename", "path"])).map(lambda t: f"{quoted(t[0])} in {t[1]}"),
+        st.tuples(strings, st.sampled_from(["filename", "path", "load_error"])).map(
+            lambda t: f"{quoted(t[0])} in {t[1]}"
+        ),
         st.tuples(st.sampled_from(["contains", "startswith", "endswith"]), string_fields, strings).map(
             lambda t: f"{t[0]}({t[1]}, {quoted(t[2])})"
         ),
-        st.tuples(st.sampled_from(["filename", "path", "metadata.camera"]), regexes).map(
+        st.tuples(st.sampled_from(["filename", "path", "metadata.camera", "load_error"]), regexes).map(
             lambda t: f"matches({t[0]}, {quoted(t[1])})"
         ),
         strings.map(quoted),
@@ -365,6 +380,14 @@ FIXED = [
     "inside(uniqueness, mislabel_score, [[0, 0], [0.5, 0], [0.5, 0.9], [0, 0.9]])",
     "width == null or format = NULL",
     "`select` == null",
+    # Failed files: the reason is missing for a good asset; an empty reason is still a failure.
+    "load_error != null",
+    "load_error == null",
+    "not load_error != null and width > 100",
+    'load_error == ""',
+    'matches(load_error, "^corrupt image") or "Permission" in load_error',
+    'not startswith(load_error, "corrupt")',
+    'load_error in ("", "cannot read file (Permission denied)")',
 ]
 
 FIXED_SHAPES = [
@@ -379,6 +402,8 @@ FIXED_SHAPES = [
     "asset.uniqueness > 0.9 or uniqueness < 0.1",
     "asset.duplicate_group != null and duplicate_group == null",
     "duplicate_group != null",
+    "asset.load_error != null or asset.load_error == null",
+    'matches(asset.load_error, "truncated") and label == "car"',
 ]
 
 

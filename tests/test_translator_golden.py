@@ -134,6 +134,10 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("duplicate_group == NULL", {}),
         ("inside(uniqueness, mislabel_score, [[0, 0], [1, 0], [1, 1]])", {}),
         ("width == null or null != format", {}),
+        # failed files: the loader's reason, missing for an asset that loaded
+        ("load_error != null", {}),
+        ('matches(load_error, "^corrupt image") and not "train" in groups', {}),
+        ('"truncated" in load_error or load_error == ""', {}),
     ],
     "shapes": [
         ('label == "squirrel" and area > 400', {"target": "shape"}),
@@ -154,6 +158,7 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ('mislabel_score > 0.5 and label == "person"', {"target": "shape"}),
         ("asset.uniqueness > 0.9 and duplicate_group != null", {"target": "shape"}),
         ("suggested_label != label", {"target": "shape"}),
+        ('asset.load_error == null and label == "person"', {"target": "shape"}),
     ],
     "similarity": [
         (None, {"similarity": "vector"}),
@@ -264,6 +269,9 @@ CASES: dict[str, list[tuple[str | None, dict[str, Any]]]] = {
         ("gps.lat > 1", {}),
         ("occluded", {"target": "shape"}),
         ('camera == "x"', {"target": "shape"}),
+        # load_error is a string: no condition alone, and an asset field for shapes
+        ("load_error", {}),
+        ("load_error != null", {"target": "shape"}),
     ],
 }
 

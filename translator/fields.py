@@ -111,6 +111,18 @@ ASSET_FIELDS: dict[str, FieldDef] = {
         FieldDef("groups", SET, False, ASSET, "groups", doc="asset groups"),
         FieldDef("labels", SET, False, ASSET, "label_counts", doc="labels with at least one shape"),
         FieldDef("annotations", N, False, ASSET, "annotation_count", doc="number of shapes"),
+        # Why the loader could not read or decode the file (missing for a good asset): the one way
+        # the language finds failed assets, `load_error != null`. A string and not a `failed`
+        # boolean, so that `matches(load_error, ...)` picks a reason, and because a new field
+        # shadows a dataset label of that name, which `failed` could well be.
+        FieldDef(
+            "load_error",
+            S,
+            True,
+            ASSET,
+            "load_error",
+            doc="why the file failed to load; missing if it loaded",
+        ),
         FieldDef("cluster", N, True, ASSET_POINT, "cluster", doc="cluster id, latest projection run"),
         FieldDef("x", N, True, ASSET_POINT, "x", float8=True, doc="2-D projection, latest run"),
         FieldDef("y", N, True, ASSET_POINT, "y", float8=True, doc="2-D projection, latest run"),

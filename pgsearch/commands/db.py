@@ -89,14 +89,35 @@ def status(dsn: str | None, as_json: bool) -> None:
 
 @db.command()
 @dsn_option
-def url(dsn: str | None) -> None:
+@click.option(
+    "--passfile",
+    "use_passfile",
+    is_flag=True,
+    help="Embedded server: leave the password out of the URL and name the 0600 libpq passfile "
+    "in $PGSEARCH_HOME that holds it (passfile=...), for tools built on libpq.",
+)
+def url(dsn: str | None, use_passfile: bool) -> None:
     """Print the database URL (starting the embedded server if needed), for psql or a BI tool.
+
+    For the embedded server it is the superuser's URL with its password in it: anyone who sees
+    it can log in, so keep it out of shared shells and logs (`pgsearch db psql` passes no secret
+    on a command line; --passfile prints a URL without it).
 
     Example:
 
         psql "$(pgsearch db url)"
     """
-    click.echo(database.target(dsn).dsn)
+    t = database.target(dsn)
+    if use_passfile:
+        if not t.embedded:
+            raise click.UsageError(
+                "--passfile applies to the embedded server only; a DSN's password is its own"
+            )
+        from pgsearch.server import EmbeddedServer
+
+        click.echo(EmbeddedServer().status().passfile_url)
+        return
+    click.echo(t.dsn)
 
 
 @db.command(context_settings={"ignore_unknown_options": True})
@@ -113,7 +134,13 @@ def psql(dsn: str | None, psql_args: tuple[str, ...]) -> None:
 
     t = database.target(dsn)
     exe = psql_executable()
-    os.execv(exe, [exe, t.dsn, *psql_args])
+    target = t.dsn
+    if t.embedded:
+        # Any OS user can read a command line in /proc: the password goes by the passfile.
+        from pgsearch.server import EmbeddedServer
+
+        target = EmbeddedServer().status().passfile_url or target
+    os.execv(exe, [exe, target, *psql_args])
 
 
 @db.command()
@@ -163,8 +190,8 @@ def grant_reader(dsn: str | None, name: str, password: str | None) -> None:
 
     NAME may SELECT the pgsearch views (v_assets, v_shapes, ...) and call the search functions
     (similar_assets, ...), and nothing else: no writes, no base tables. Safe to run again; do so
-    after `pgsearch db upgrade` to cover new views. The embedded server trusts local connections,
-    so a password matters only on a server that asks for one.
+    after `pgsearch db upgrade` to cover new views. The embedded server asks every role for its
+    password (SCRAM), so a role without one cannot log in there.
 
     An existing role is made LOGIN and loses its other privileges in the pgsearch schema. One
     that can do more beyond that schema (SUPERUSER, CREATEDB, CREATEROLE, REPLICATION,

@@ -75,7 +75,7 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
     from pgsearch import api
     from pgsearch.config import home_dir, resolve_dsn
     from pgsearch.demo_data import generate
-    from pgsearch.gallery import write_gallery_sections
+    from pgsearch.gallery import page_boxes, write_gallery_sections
     from pgsearch.loader.pipeline import LoadOptions, load_folder
 
     embedded = resolve_dsn(dsn) is None
@@ -132,11 +132,17 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
         sections.append((f"least similar to {name}", list(far)))
         cars = client.query('label == "car"', dataset=dataset, shapes=True, limit=12)
         sections.append(('shapes: label == "car"', list(cars)))
+        # The asset cards' boxes, for the whole page in one query.
+        boxes = page_boxes(client.conn, [row for _, rows in sections for row in rows])
         links = _map_page(client.conn, dataset, root, quiet=quiet)
 
     try:
         page = write_gallery_sections(
-            sections, root / "gallery.html", title=f"pgsearch demo · dataset {dataset}", links=links
+            sections,
+            root / "gallery.html",
+            title=f"pgsearch demo · dataset {dataset}",
+            links=links,
+            boxes=boxes,
         )
     except OSError as exc:
         raise click.ClickException(f"cannot write {root / 'gallery.html'}: {exc.strerror or exc}") from None

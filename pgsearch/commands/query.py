@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +19,7 @@ from pgsearch.options import (
     option_given,
     output_format_option,
     search_options,
+    timeout_option,
 )
 from pgsearch.output import ROW_FORMATS, choose_output, emit, write_text
 
@@ -77,6 +80,7 @@ def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) 
     callback=_not_empty,
     help="Remove the assets found (the first --limit rows) from GROUP; the rows shown lack it.",
 )
+@timeout_option
 @dsn_option
 def query(
     query: str | None,
@@ -96,6 +100,7 @@ def query(
     explain: bool,
     add_to_group: str | None,
     remove_from_group: str | None,
+    timeout: float,
     dsn: str | None,
 ) -> None:
     """Find assets (or shapes) with a metadata QUERY, optionally ordered by similarity.
@@ -163,7 +168,7 @@ def query(
         limit=limit,
         offset=offset,
     )
-    with connect(dsn) as client:
+    with connect(dsn, statement_timeout=timeout) as client, _timeout_worded_for_cli():
         if model is not None:  # a typo there would otherwise be ignored when nothing is ordered
             client.space(dataset, target=request.target, model=model)
         if show_sql:
@@ -175,8 +180,27 @@ def query(
         rows = client.query(**_as_kwargs(request))
         if group is not None:
             _change_group(client, request, rows, group, add=add_to_group is not None)
+        # An HTML page draws the asset cards' shapes: read for the whole page in one query.
+        renderer = None
+        if output_format == "html":
+            from pgsearch.gallery import gallery_renderer
+
+            renderer = gallery_renderer(client.conn, rows)
     columns = list(rows.compiled.columns)
-    emit(list(rows), columns, request.target, output_format, output, title=_title(request))
+    emit(list(rows), columns, request.target, output_format, output, title=_title(request), html=renderer)
+
+
+@contextmanager
+def _timeout_worded_for_cli() -> Iterator[None]:
+    """The API's QueryTimeout names connect()'s argument; here the option is what the user has."""
+    from pgsearch.api import QueryTimeout
+
+    try:
+        yield
+    except QueryTimeout as exc:
+        raise click.ClickException(
+            f"the query ran longer than {exc.seconds:g} s and was cancelled; --timeout raises the limit (0: none)"
+        ) from None
 
 
 def _change_group(client: Client, request: SearchRequest, rows: Result, group: str, *, add: bool) -> None:
