@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgsearch.loader.errors import AnnotationError, MetadataError, printable
+from pgsearch.translator.bounds import text_problem as text_problem  # re-exported: the loaders' checks
 
 PIXEL_TOLERANCE = 1.0
 NORMALISED_TOLERANCE = 0.005
@@ -259,19 +260,6 @@ def is_number(v: object) -> bool:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
     return isinstance(v, float) or abs(v) <= 2**1023
-
-
-def text_problem(text: str, limit: int | None = None) -> str | None:
-    """Why PostgreSQL text cannot store `text` (or an index key, over `limit` bytes), or None."""
-    if "\x00" in text:
-        return "NUL character (PostgreSQL text cannot store it)"
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        return f"lone surrogate {text[exc.start]!r} (not valid Unicode; PostgreSQL cannot store it)"
-    if limit is not None and size > limit:
-        return f"{size} bytes long, over the limit of {limit}"
-    return None
 
 
 def json_key(key: str) -> str:

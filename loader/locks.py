@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import psycopg
 
+from pgsearch.datasets import check_dataset_name
+
 # Namespaces the key, so another application's advisory locks on the same server do not collide.
 _KEY = "SELECT hashtextextended('pgsearch: write dataset ' || %s, 0)"
 
@@ -22,6 +24,7 @@ _KEY = "SELECT hashtextextended('pgsearch: write dataset ' || %s, 0)"
 @contextmanager
 def dataset_writer(conn: psycopg.Connection, dataset: str, command: str) -> Iterator[None]:
     """Holds the dataset's write lock for the block; waits for another holder first."""
+    check_dataset_name(dataset)  # before it reaches the server as part of the key
     key = conn.execute(_KEY, (dataset,)).fetchone()
     assert key is not None
     got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key[0],)).fetchone()

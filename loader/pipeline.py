@@ -30,7 +30,14 @@ from psycopg import sql
 from pgsearch.datasets import ensure_dataset, get_dataset, model_to_embed, remember_model
 from pgsearch.errors import NotFound
 from pgsearch.loader import vectors, writer
-from pgsearch.loader.annotations import AnnotationSet, FileIndex, ShapeSpec, parse_annotations
+from pgsearch.loader.annotations import (
+    INDEXED_TEXT_MAX_BYTES,
+    AnnotationSet,
+    FileIndex,
+    ShapeSpec,
+    parse_annotations,
+    text_problem,
+)
 from pgsearch.loader.crops import CONTEXT_PADDING
 from pgsearch.loader.engine import Embedded, Engine, progress_bar
 from pgsearch.loader.errors import LoadInputError
@@ -225,6 +232,12 @@ class Loader:
             raise LoadInputError("--annotations needs --format coco|yolo|voc")
         if o.status is not None and not o.status.strip():
             raise LoadInputError("--status must not be empty")
+        # Command-line values go into index keys too: checked as the files' values are.
+        for flag, values in (("--dataset", [o.dataset]), ("--group", o.groups), ("--status", [o.status])):
+            for value in values:
+                problem = text_problem(value, INDEXED_TEXT_MAX_BYTES) if value is not None else None
+                if problem is not None:
+                    raise LoadInputError(f"{flag} {value!r}: {problem}")
         files = scan(o.root)
         if not files:
             raise LoadInputError(

@@ -54,7 +54,7 @@ from pgsearch.translator import (
     VectorSource,
     compile_query,
 )
-from pgsearch.translator.bounds import MAX_LIMIT, MAX_OFFSET, check_query_vector
+from pgsearch.translator.bounds import MAX_LIMIT, MAX_OFFSET, check_query_vector, text_problem
 from pgsearch.translator.errors import QueryTypeError
 
 if TYPE_CHECKING:
@@ -154,6 +154,8 @@ class SearchRequest:
     def _check_types(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise SearchError(f"dataset= must be a dataset name (a non-empty string), not {self.dataset!r}")
+        _check_storable("dataset", self.dataset)
+        _check_storable("similar_to", self.similar_to)
         _check_optional_str("query", self.query)
         if self.similar_to is not None and not _is_int(self.similar_to):
             if not isinstance(self.similar_to, str) or not self.similar_to.strip():
@@ -644,6 +646,16 @@ def _check_group_name(group: object) -> None:
 def _check_optional_str(name: str, value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise SearchError(f"{name}= must be a string, not {value!r}")
+    _check_storable(name, value)
+
+
+def _check_storable(name: str, value: object) -> None:
+    """A string argument PostgreSQL could not even receive (a NUL, a lone surrogate) is the
+    caller's mistake, said as such, not a driver error."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise SearchError(f"{name}= {value!r}: {problem}")
 
 
 def _asset_source(value: str | int) -> AssetSource:

@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 import psycopg
 
 from pgsearch.errors import NotFound, PgsearchError
+from pgsearch.translator.bounds import text_problem
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,16 @@ class Dataset:
     name: str
 
 
+def check_dataset_name(name: str) -> None:
+    """NotFound (no such dataset can exist) for a name PostgreSQL text cannot hold."""
+    problem = text_problem(name)
+    if problem is not None:
+        raise NotFound(f"dataset name {name!r}: {problem}")
+
+
 def find_dataset(conn: psycopg.Connection, name: str) -> Dataset | None:
     """The dataset called `name`, or None."""
+    check_dataset_name(name)
     row = conn.execute("SELECT id, name FROM pgsearch.datasets WHERE name = %s", (name,)).fetchone()
     return Dataset(row[0], row[1]) if row is not None else None
 
@@ -47,6 +56,7 @@ def ensure_dataset(conn: psycopg.Connection, name: str) -> Dataset:
     """The dataset called `name`, created if missing (safe under concurrent callers)."""
     if not name or not name.strip():
         raise NotFound("a dataset name must not be empty")
+    check_dataset_name(name)
     conn.execute("INSERT INTO pgsearch.datasets (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,))
     row = conn.execute("SELECT id, name FROM pgsearch.datasets WHERE name = %s", (name,)).fetchone()
     assert row is not None

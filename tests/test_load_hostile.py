@@ -509,3 +509,35 @@ def test_a_file_name_that_is_not_utf8_stops_the_load_before_writing(dsn: str, tm
     assert result.exit_code == 1, result.output
     assert "Error: caf\\xe9.png: the name is not valid UTF-8" in result.output, result.output
     assert counts(dsn) == before
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--group", "a\x00b"), ("--status", "re\udcffview"), ("--dataset", "d\x00s"), ("--group", "g" * 1200)],
+)
+def test_command_line_values_are_checked_before_anything_is_written(
+    dsn: str, tmp_path: Path, flag: str, value: str
+) -> None:
+    """What a user types goes into the same columns and index keys as the files' values."""
+    root = tmp_path / "cli-values"
+    make_folder(root, 2)
+    args = ["load", str(root), "--model", "pixels", "--workers", "0", flag, value]
+    if flag != "--dataset":
+        args += ["--dataset", "ok"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert flag.lstrip("-") in result.output
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pgsearch.datasets").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("argument", ["dataset", "similar_to", "text", "query"])
+def test_api_strings_postgres_cannot_hold_are_clear_errors(dsn: str, argument: str) -> None:
+    import pgsearch
+    from pgsearch.errors import PgsearchError
+
+    options = {"dataset": "x"}
+    options[argument] = "a\x00b"
+    with pgsearch.connect(dsn) as client, pytest.raises(PgsearchError) as caught:
+        client.query(options.pop("query", None), **options)
+    assert "NUL" in str(caught.value) or "\\x00" in str(caught.value)

@@ -40,6 +40,20 @@ def check_query_vector(vector: Sequence[object], dim: int) -> list[float]:
     return values
 
 
+def text_problem(text: str, limit: int | None = None) -> str | None:
+    """Why PostgreSQL text cannot store `text` (or an index key, over `limit` bytes), or None:
+    the one check of every name and value that goes into a text or jsonb column."""
+    if "\x00" in text:
+        return "NUL character (PostgreSQL text cannot store it)"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        return f"lone surrogate {text[exc.start]!r} (not valid Unicode; PostgreSQL cannot store it)"
+    if limit is not None and size > limit:
+        return f"{size} bytes long, over the limit of {limit}"
+    return None
+
+
 def unit_vector(vector: Sequence[float]) -> list[float]:
     """The (checked) vector scaled to length 1: cosine distance ignores scale, and halfvec's range
     (65504) and precision (a 1e-9 component rounds to 0) would not. Scaled by the largest
