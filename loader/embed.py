@@ -25,7 +25,7 @@ from pgsearch.loader.annotations import ShapeSpec
 from pgsearch.loader.engine import Embedded, Engine, progress_bar
 from pgsearch.loader.images import ImageFacts
 from pgsearch.loader.locks import dataset_writer
-from pgsearch.loader.models import get_embedder
+from pgsearch.loader.models import DEFAULT_MODEL, get_embedder
 from pgsearch.loader.spaces import Space, dataset_models, dataset_spaces, ensure_model, ensure_space
 from pgsearch.loader.vectors import Embedding
 from pgsearch.loader.work import WorkItem, WorkResult
@@ -147,7 +147,7 @@ def _embed_pending(
     if not models:
         raise NotFound(
             f"dataset {dataset_name!r} has no embedding model yet; activate one with --model SPEC "
-            "(e.g. --model openclip:ViT-B-16:datacomp_xl_s13b_b90k or --model pixels)"
+            f"(e.g. --model {DEFAULT_MODEL} or --model pixels)"
         )
     summary = EmbedSummary(dataset_name)
     for name in models:

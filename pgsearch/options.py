@@ -13,10 +13,11 @@ from pgsearch.output import ROW_FORMATS, choose_output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The translator's bounds (translator.compiler.MAX_LIMIT / MAX_OFFSET), repeated here so that
-# `--help` does not import the translator; tests/test_cli_hostile.py checks that they agree.
-MAX_LIMIT = 100_000
-MAX_OFFSET = 1_000_000
+# The translator's bounds, from the module that imports no sqlglot (so `--help` stays light);
+# re-exported for the commands.
+from pgsearch.translator.bounds import MAX_LIMIT as MAX_LIMIT  # noqa: E402
+from pgsearch.translator.bounds import MAX_OFFSET as MAX_OFFSET  # noqa: E402
+
 # pgsearch.search_settings.STATEMENT_TIMEOUT_S, repeated for the same reason;
 # tests/test_timeouts.py checks that they agree.
 STATEMENT_TIMEOUT_S = 30.0
