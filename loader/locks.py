@@ -34,12 +34,26 @@ def dataset_writer(conn: psycopg.Connection, dataset: str, command: str) -> Iter
             file=sys.stderr,
         )
         conn.execute("SELECT pg_advisory_lock(%s)", (key[0],))
+    # A load or embed runs for as long as it needs: a session opened with the API's search
+    # timeouts (pgsearch.connect) must not cancel a COPY or an index build half-way.
+    bounds = conn.execute(
+        "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')"
+    ).fetchone()
+    conn.execute("SET statement_timeout = 0")
+    conn.execute("SET idle_in_transaction_session_timeout = 0")
     conn.commit()  # the lock is the session's, not the transaction's
     try:
         yield
     finally:
         if not conn.closed:
-            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            # Whatever the block left open is not committed here: a failed load or embed keeps
+            # only what it committed itself (one transaction per batch).
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.rollback()
             conn.execute("SELECT pg_advisory_unlock(%s)", (key[0],))
+            if bounds is not None:
+                conn.execute("SELECT set_config('statement_timeout', %s, false)", (bounds[0],))
+                conn.execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (bounds[1],)
+                )
             conn.commit()

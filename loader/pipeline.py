@@ -75,6 +75,7 @@ class LoadOptions:
     padding: float = CONTEXT_PADDING
     progress: bool = False
     prune: bool = False  # delete the assets whose files under root are gone
+    follow_symlinks: bool = False  # also follow links that lead outside the folder
 
 
 @dataclass
@@ -238,7 +239,7 @@ class Loader:
                 problem = text_problem(value, INDEXED_TEXT_MAX_BYTES) if value is not None else None
                 if problem is not None:
                     raise LoadInputError(f"{flag} {value!r}: {problem}")
-        files = scan(o.root)
+        files = scan(o.root, follow_symlinks=o.follow_symlinks)
         if not files:
             raise LoadInputError(
                 f"{o.root}: no images found (looked for jpg, jpeg, png, webp, bmp, tif, tiff, gif)"
@@ -702,34 +703,35 @@ class Loader:
     def gone_from_disk(self, files: list[ScannedFile]) -> None:
         """Assets this folder loaded earlier whose file is not there any more: reported, and with
         --prune deleted (their shapes, vectors, states and memberships go with them: foreign keys)
-        in one transaction. Only assets whose stored path lies under this load's root count, so
-        a dataset filled from several folders loses nothing to a reload of one of them."""
-        base = Path(self.o.root).expanduser().absolute()
+        in one transaction. An asset counts only when its stored path, normalised, lies under this
+        load's root, is not a file this scan found, and names nothing on the disk any more: a
+        dataset filled from several (even nested) folders loses nothing to a reload of one."""
+        base = Path(os.path.normpath(Path(self.o.root).expanduser().absolute()))
         if not base.is_dir():
             return
         prefix = str(base).rstrip(os.sep) + os.sep
-        present = {f.filename for f in files}
+        scanned = {os.path.normpath(f.path) for f in files}
         stored = self.conn.execute(
-            "SELECT id, filename FROM pgsearch.assets WHERE dataset_id = %s AND starts_with(path, %s)"
+            "SELECT id, filename, path FROM pgsearch.assets WHERE dataset_id = %s AND path IS NOT NULL"
             " ORDER BY filename",
-            (self.dataset.id, prefix),
+            (self.dataset.id,),
         ).fetchall()
-        gone = [(asset_id, name) for asset_id, name in stored if name not in present]
+        gone = []
+        for asset_id, name, path in stored:
+            where = os.path.normpath(path)
+            if where.startswith(prefix) and where not in scanned and not os.path.lexists(where):
+                gone.append((asset_id, name))
         s = self.summary
         s.missing = [name for _, name in gone[:FAILED_LIST_LIMIT]]
-        if not gone:
-            self.conn.commit()
-            return
-        if self.o.prune:
-            with self.conn.transaction():
-                self.conn.execute(
-                    "DELETE FROM pgsearch.assets WHERE dataset_id = %s AND id = ANY(%s)",
-                    (self.dataset.id, [asset_id for asset_id, _ in gone]),
-                )
+        if gone and self.o.prune:
+            self.conn.execute(
+                "DELETE FROM pgsearch.assets WHERE dataset_id = %s AND id = ANY(%s)",
+                (self.dataset.id, [asset_id for asset_id, _ in gone]),
+            )
             s.assets_pruned = len(gone)
         else:
             s.assets_missing = len(gone)
-            self.conn.commit()
+        self.conn.commit()
 
     def finish(self) -> None:
         conn = self.conn

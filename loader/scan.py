@@ -49,7 +49,9 @@ FILENAME_MAX_BYTES = 2000
 # beyond any real one and still keeps a mistaken --annotations /dev/sda-sized file out).
 TEXT_FILE_MAX_BYTES = 4 << 30
 
-SYMLINK_OUTSIDE = "a symbolic link that leads outside the load folder: not followed"
+SYMLINK_OUTSIDE = (
+    "a symbolic link that leads outside the load folder: not followed (--follow-symlinks follows it)"
+)
 
 
 @dataclass(frozen=True)

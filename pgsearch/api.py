@@ -61,6 +61,11 @@ if TYPE_CHECKING:
     import pandas
 
 
+# The loader's limit for names that are index keys (loader/annotations.py INDEXED_TEXT_MAX_BYTES),
+# repeated so that a search does not import the loader; tests/test_load_hostile.py checks both.
+GROUP_NAME_MAX_BYTES = 1000
+
+
 class SearchError(PgsearchError):
     """A search request that cannot be answered as asked (conflicting options, no embeddings)."""
 
@@ -641,6 +646,10 @@ def _is_int(value: object) -> bool:
 def _check_group_name(group: object) -> None:
     if not isinstance(group, str) or not group.strip():
         raise SearchError("a group name must not be empty")
+    # A group name is a GIN and btree key (assets.groups, group_members): as the loader checks it.
+    problem = text_problem(group, GROUP_NAME_MAX_BYTES)
+    if problem is not None:
+        raise SearchError(f"group {group!r}: {problem}")
 
 
 def _check_optional_str(name: str, value: object) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +11,7 @@ import psycopg
 
 from pgsearch import migrate
 from pgsearch.config import redact, resolve_dsn
-from pgsearch.errors import DatabaseUnavailable, SchemaError
+from pgsearch.errors import DatabaseUnavailable, SchemaError, WriterRequired
 
 MIN_SERVER_VERSION = 150000
 MIN_PGVECTOR = (0, 8)
@@ -147,9 +149,44 @@ def open_database(
             # The tables are current; the views and functions are another release's.
             behind = "has the views and functions of another pgsearch version"
         raise SchemaError(f"{t.label} {behind}; this pgsearch needs {head}: run `pgsearch db upgrade`{where}")
+    if not state.writer:
+        # A reader (pgsearch db grant-reader): a write it tries ends in WriterRequired, which says
+        # so, instead of the driver's permission error.
+        conn.cursor_factory = ReaderCursor
     if not autocommit:
         conn.commit()
     return conn
+
+
+class ReaderCursor(psycopg.Cursor[Any]):
+    """The cursor of a reader's connection: InsufficientPrivilege becomes WriterRequired."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute(*args, **kwargs)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise _writer_required(self.connection, exc) from None
+
+    def executemany(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().executemany(*args, **kwargs)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise _writer_required(self.connection, exc) from None
+
+    @contextmanager
+    def copy(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            with super().copy(*args, **kwargs) as copy:
+                yield copy
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise _writer_required(self.connection, exc) from None
+
+
+def _writer_required(conn: psycopg.Connection, exc: BaseException) -> WriterRequired:
+    return WriterRequired(
+        f"role {conn.info.user!r} may only read (a reader made by `pgsearch db grant-reader`): "
+        f"{_first_line(exc)}; this needs a writer role, such as the one that owns the pgsearch schema"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

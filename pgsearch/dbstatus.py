@@ -26,7 +26,9 @@ def database_status(dsn: str | None) -> dict[str, Any]:
             kind="embedded",
             running=state.running,
             data_directory=str(state.pgdata),
-            url=state.url if state.running else None,
+            # The URL without its password, libpq reading it from the home's passfile (only
+            # `pgsearch db url` prints the secret).
+            url=state.passfile_url if state.running else None,
         )
         url = state.url if state.running else None
     else:

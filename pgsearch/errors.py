@@ -22,6 +22,7 @@ __all__ = [
     "PgsearchError",
     "SchemaError",
     "ServerError",
+    "WriterRequired",
 ]
 
 
@@ -43,3 +44,7 @@ class SchemaError(PgsearchError):
 
 class NotFound(PgsearchError):
     """A named thing (dataset, asset, model) does not exist."""
+
+
+class WriterRequired(PgsearchError):
+    """A write (load, embed, group edits, curation) under a role that may only read."""

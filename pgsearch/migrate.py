@@ -54,14 +54,17 @@ COMMENT ON TABLE pgsearch.sql_objects IS
 """
 
 # Revision and objects hash in one statement: the check every command start makes.
+# Whether the role may write is read with them (a reader may not: pgsearch db grant-reader).
 _STATE = (
-    "SELECT (SELECT version_num FROM pgsearch.alembic_version), (SELECT files_hash FROM pgsearch.sql_objects)"
+    "SELECT (SELECT version_num FROM pgsearch.alembic_version), (SELECT files_hash FROM pgsearch.sql_objects),"
+    " has_table_privilege('pgsearch.assets', 'INSERT')"
 )
 
 
 class SchemaState(NamedTuple):
     revision: str | None
     objects: str | None  # hash of the object files applied; None when never applied
+    writer: bool = True  # the role may write pgsearch's tables
 
 
 def _config(dsn: str, objects_step: str | None = None) -> Config:
@@ -104,8 +107,14 @@ def schema_state(conn: psycopg.Connection) -> SchemaState:
             row = conn.execute(_STATE).fetchone()
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         return SchemaState(current_revision(conn), None)
+    except psycopg.errors.InsufficientPrivilege:
+        raise SchemaError(
+            f"role {conn.info.user!r} may not read pgsearch's schema revision: a reader made by an "
+            f"older pgsearch, or a role pgsearch did not make; run `pgsearch db grant-reader "
+            f"{conn.info.user}` as the writer"
+        ) from None
     assert row is not None
-    return SchemaState(row[0], row[1])
+    return SchemaState(row[0], row[1], bool(row[2]))
 
 
 def is_current(state: SchemaState) -> bool:

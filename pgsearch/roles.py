@@ -1,6 +1,10 @@
 """Read-only database roles for psql and BI tools (Metabase, Superset, Grafana, pandas).
 
-A reader may SELECT the pgsearch views and call the search functions, nothing more. For a role
+A reader may SELECT the pgsearch views and tables and call the search functions, nothing more, and
+sees the rows of the datasets it was given only (every dataset when none was named): row-level
+security on every table that holds a dataset's rows (migrations/versions/0010_reader_datasets.py)
+reads pgsearch.reader_datasets, which grant-reader writes. The views are security_invoker and the
+functions run with the caller's rights, so the policies apply through them too. For a role
 that exists already, grant-reader takes charge of what the role may do inside the pgsearch schema
 (its other privileges there are revoked) and makes it LOGIN, but it does not touch what lies
 beyond that schema: a role with cluster-wide powers (SUPERUSER, CREATEDB, CREATEROLE, REPLICATION,
@@ -10,14 +14,17 @@ owns, is refused with what to change, since such a role was made for other purpo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import psycopg
 from psycopg import sql
 
-from pgsearch.errors import ConfigError
+from pgsearch.errors import ConfigError, NotFound
 
-# The search functions a reader may call. They run as their owner (SECURITY DEFINER, see
-# sql/functions/similar_assets.sql), so a reader needs no privilege on the tables or embedding
-# partitions behind them. `pgsearch db upgrade` gives back grants on objects it re-creates.
+# The search functions a reader may call. They run with the caller's rights (see
+# sql/functions/similar_assets.sql): a reader also has SELECT on the tables and the embedding
+# partitions behind them, filtered by row-level security, and EXECUTE on the helpers they call
+# (READER_HELPERS). `pgsearch db upgrade` gives back grants on objects it re-creates.
 READER_FUNCTIONS = (
     "similar_assets",
     "dissimilar_assets",
@@ -26,6 +33,20 @@ READER_FUNCTIONS = (
     "search_assets",
     "search_shapes",
 )
+READER_HELPERS = ("search_space", "item_embedding", "nearest_in_space", "query_direction")
+
+# The relations a reader may SELECT: views, tables and partitioned parents, and partitions with
+# row-level security on (the embedding partitions). Other partitions (neighbors_<id>, ...) are read
+# through their parents, whose policies apply.
+_READABLE = "(c.relkind IN ('v', 'p') OR (c.relkind = 'r' AND (NOT c.relispartition OR c.relrowsecurity)))"
+
+# The tables a reader is given SELECT on.
+_TABLES = """
+SELECT c.relname FROM pg_class c
+ WHERE c.relnamespace = 'pgsearch'::regnamespace
+   AND (c.relkind = 'p' OR (c.relkind = 'r' AND (NOT c.relispartition OR c.relrowsecurity)))
+ ORDER BY 1
+"""
 
 # Names that stand for something else where SQL expects a role (GRANT ... TO public), or that
 # PostgreSQL refuses to create.
@@ -49,12 +70,15 @@ POWERS = (
 # table privileges other than SELECT on a view, sequence privileges, CREATE on the schema, and
 # EXECUTE on a SECURITY DEFINER function that is not a search function (others run with the
 # caller's own rights, so calling them grants nothing).
-_BEYOND_READING = """
+_BEYOND_READING = (
+    """
 SELECT format('%%s on pgsearch.%%s', p.priv, c.relname)
   FROM pg_class c
  CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) AS p(priv)
  WHERE c.relnamespace = 'pgsearch'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-   AND NOT (c.relkind = 'v' AND p.priv = 'SELECT')
+   AND NOT (p.priv = 'SELECT' AND """
+    + _READABLE
+    + """)
    AND has_table_privilege(%(role)s, c.oid, p.priv)
 UNION ALL
 SELECT format('%%s on sequence pgsearch.%%s', p.priv, c.relname)
@@ -70,14 +94,18 @@ SELECT format('EXECUTE on pgsearch.%%s()', f.proname)
    AND has_function_privilege(%(role)s, f.oid, 'EXECUTE')
 ORDER BY 1
 """
+)
 
 # The role's own grants in the pgsearch schema beyond a reader's (what REVOKE can take back),
 # as (object, privilege).
-_OWN_GRANTS = """
+_OWN_GRANTS = (
+    """
 SELECT format('pgsearch.%%I', c.relname), a.privilege_type
   FROM pg_class c CROSS JOIN aclexplode(c.relacl) AS a
  WHERE c.relnamespace = 'pgsearch'::regnamespace AND a.grantee = %(role)s
-   AND NOT (c.relkind = 'v' AND a.privilege_type = 'SELECT')
+   AND NOT (a.privilege_type = 'SELECT' AND """
+    + _READABLE
+    + """)
 UNION ALL
 SELECT format('pgsearch.%%I(%%I)', c.relname, t.attname), a.privilege_type
   FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid CROSS JOIN aclexplode(t.attacl) AS a
@@ -93,6 +121,7 @@ SELECT 'schema pgsearch', a.privilege_type
  WHERE n.nspname = 'pgsearch' AND a.grantee = %(role)s AND a.privilege_type <> 'USAGE'
 ORDER BY 1, 2
 """
+)
 
 
 def check_role_name(role: str) -> None:
@@ -112,9 +141,16 @@ def check_role_name(role: str) -> None:
         )
 
 
-def grant_reader(conn: psycopg.Connection, role: str, password: str | None = None) -> list[str]:
-    """Creates `role` (LOGIN) if missing and lets it read the pgsearch views and call the search
-    functions, nothing more. Idempotent: run it again after an upgrade adds views.
+def grant_reader(
+    conn: psycopg.Connection,
+    role: str,
+    password: str | None = None,
+    datasets: Sequence[str] | None = None,
+) -> list[str]:
+    """Creates `role` (LOGIN) if missing and lets it read the pgsearch views and tables and call
+    the search functions, nothing more, seeing the rows of `datasets` only (None or empty: every
+    dataset, those made later included). Idempotent: run it again after an upgrade adds views; a
+    second run replaces the role's datasets.
 
     An existing role is made LOGIN and loses its other privileges in the pgsearch schema; one
     with cluster-wide powers, or that may still write pgsearch's data through membership or
@@ -125,7 +161,7 @@ def grant_reader(conn: psycopg.Connection, role: str, password: str | None = Non
     check_role_name(role)
     try:
         with conn.transaction():
-            return _grant_reader(conn, role, password)
+            return _grant_reader(conn, role, password, list(datasets or ()))
     except psycopg.errors.InsufficientPrivilege as exc:
         raise ConfigError(
             f"cannot make role {role!r} a reader: {_first_line(exc)} "
@@ -135,9 +171,18 @@ def grant_reader(conn: psycopg.Connection, role: str, password: str | None = Non
         raise ConfigError(f"role name {role!r} is reserved: {_first_line(exc)}; pick another name") from None
 
 
-def _grant_reader(conn: psycopg.Connection, role: str, password: str | None) -> list[str]:
+def _grant_reader(
+    conn: psycopg.Connection, role: str, password: str | None, datasets: list[str]
+) -> list[str]:
     ident = sql.Identifier(role)
     steps: list[str] = []
+    ids: list[int] = []
+    for name in dict.fromkeys(datasets):
+        row = conn.execute("SELECT id FROM pgsearch.datasets WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute("SELECT name FROM pgsearch.datasets ORDER BY name")]
+            raise NotFound(f"dataset {name!r} does not exist (datasets: {', '.join(known) or 'none'})")
+        ids.append(row[0])
     found = conn.execute(
         "SELECT oid, rolsuper, rolcanlogin, rolname = current_user,"
         " rolcreatedb, rolcreaterole, rolreplication, rolbypassrls"  # in the order of POWERS
@@ -175,7 +220,7 @@ def _grant_reader(conn: psycopg.Connection, role: str, password: str | None) -> 
         if not can_login:
             conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(ident))
             did.append("may now log in")
-        params = {"role": oid, "readers": list(READER_FUNCTIONS)}
+        params = {"role": oid, "readers": list(READER_FUNCTIONS + READER_HELPERS)}
         own: dict[str, list[str]] = {}
         for thing, privilege in conn.execute(_OWN_GRANTS, params):
             own.setdefault(thing, []).append(privilege)
@@ -230,12 +275,28 @@ def _grant_reader(conn: psycopg.Connection, role: str, password: str | None) -> 
     for view in views:
         conn.execute(sql.SQL("GRANT SELECT ON pgsearch.{} TO {}").format(sql.Identifier(view), ident))
     steps.append(f"may read {len(views)} views: {', '.join(views)}")
+    tables = [row[0] for row in conn.execute(_TABLES)]
+    for table in tables:
+        conn.execute(sql.SQL("GRANT SELECT ON pgsearch.{} TO {}").format(sql.Identifier(table), ident))
+    steps.append(f"may read {len(tables)} tables and embedding partitions (row-level security applies)")
+    conn.execute("DELETE FROM pgsearch.reader_datasets WHERE role_name = %s", (role,))
+    if ids:
+        conn.execute(
+            "INSERT INTO pgsearch.reader_datasets (role_name, dataset_id) SELECT %s, unnest(%s::bigint[])",
+            (role, ids),
+        )
+        steps.append(f"sees only datasets: {', '.join(dict.fromkeys(datasets))} (no other dataset's rows)")
+    else:
+        conn.execute(
+            "INSERT INTO pgsearch.reader_datasets (role_name, dataset_id) VALUES (%s, NULL)", (role,)
+        )
+        steps.append("sees every dataset, present and future (no --dataset given)")
     functions = [
         row[0]
         for row in conn.execute(
             "SELECT proname FROM pg_proc WHERE pronamespace = 'pgsearch'::regnamespace"
             " AND proname = ANY(%s) ORDER BY proname",
-            (list(READER_FUNCTIONS),),
+            (list(READER_FUNCTIONS + READER_HELPERS),),
         )
     ]
     for name in functions:
@@ -243,7 +304,12 @@ def _grant_reader(conn: psycopg.Connection, role: str, password: str | None) -> 
         conn.execute(
             sql.SQL("GRANT EXECUTE ON FUNCTION pgsearch.{} TO {}").format(sql.Identifier(name), ident)
         )
-    steps.append(f"may call {len(functions)} search functions: {', '.join(functions)}")
+    searches = [name for name in functions if name in READER_FUNCTIONS]
+    helpers = [name for name in functions if name not in READER_FUNCTIONS]
+    steps.append(
+        f"may call {len(searches)} search functions: {', '.join(searches)}"
+        f" (and the helpers they call: {', '.join(helpers)})"
+    )
     return steps
 
 

@@ -541,3 +541,47 @@ def test_api_strings_postgres_cannot_hold_are_clear_errors(dsn: str, argument: s
     with pgsearch.connect(dsn) as client, pytest.raises(PgsearchError) as caught:
         client.query(options.pop("query", None), **options)
     assert "NUL" in str(caught.value) or "\\x00" in str(caught.value)
+
+
+def test_group_names_the_api_refuses_match_the_loaders_limit(dsn: str, tmp_path: Path) -> None:
+    import pgsearch
+    from pgsearch.api import GROUP_NAME_MAX_BYTES
+    from pgsearch.errors import PgsearchError
+    from pgsearch.loader.annotations import INDEXED_TEXT_MAX_BYTES
+
+    assert GROUP_NAME_MAX_BYTES == INDEXED_TEXT_MAX_BYTES
+    root = tmp_path / "groups"
+    make_folder(root, 2)
+    assert (
+        CliRunner()
+        .invoke(cli, ["load", str(root), "-d", "g", "--model", "pixels", "--workers", "0"])
+        .exit_code
+        == 0
+    )
+    with pgsearch.connect(dsn) as client:
+        for bad in ("a\x00b", "x\udcff", "g" * 1200):
+            with pytest.raises(PgsearchError, match="group"):
+                client.add_to_group("g", [1], bad)
+
+
+def test_follow_symlinks_loads_a_folder_of_links_into_a_shared_store(dsn: str, tmp_path: Path) -> None:
+    store, farm = tmp_path / "store", tmp_path / "farm"
+    folder = make_folder(store, 3)
+    farm.mkdir()
+    for name in folder.filenames:
+        (farm / name).symlink_to(store / name)
+    refused = CliRunner().invoke(
+        cli, ["load", str(farm), "-d", "links", "--model", "pixels", "--workers", "0"]
+    )
+    assert refused.exit_code == 0 and "--follow-symlinks follows it" in refused.output
+    followed = CliRunner().invoke(
+        cli, ["load", str(farm), "-d", "links2", "--model", "pixels", "--workers", "0", "--follow-symlinks"]
+    )
+    assert followed.exit_code == 0, followed.output
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT a.load_error, a.path FROM pgsearch.assets a JOIN pgsearch.datasets d ON d.id = a.dataset_id"
+            " WHERE d.name = 'links2'"
+        ).fetchall()
+    assert len(rows) == 3 and all(error is None for error, _ in rows)
+    assert all(path.startswith(str(store)) for _, path in rows)  # the link's target, read as a file

@@ -8,7 +8,7 @@ import click
 
 from pgsearch import db as database
 from pgsearch import migrate
-from pgsearch.config import resolve_dsn
+from pgsearch.config import redact, resolve_dsn
 from pgsearch.options import dsn_option, json_option
 from pgsearch.output import print_json
 
@@ -47,7 +47,7 @@ def start(dsn: str | None) -> None:
     _embedded_only(dsn, "start")
     t = database.target(None)
     before, after = database.upgrade(t)
-    click.echo(f"running: {t.dsn}")
+    click.echo(f"running: {redact(t.dsn)}  (`pgsearch db url` prints it with its password)")
     if before != after:
         click.echo(f"schema: {before or 'empty'} -> {after}")
 
@@ -185,12 +185,21 @@ def downgrade(dsn: str | None, revision: str) -> None:
     metavar="PASSWORD",
     help="Set the role's password (default: $PGSEARCH_READER_PASSWORD; else left as is).",
 )
-def grant_reader(dsn: str | None, name: str, password: str | None) -> None:
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="DATASET",
+    help="A dataset NAME may see (repeat for several); the database shows it no other dataset's "
+    "rows. Default: every dataset, those made later included. A second run replaces the list.",
+)
+def grant_reader(dsn: str | None, name: str, password: str | None, datasets: tuple[str, ...]) -> None:
     """Create (or update) a read-only LOGIN role NAME for psql and BI tools.
 
-    NAME may SELECT the pgsearch views (v_assets, v_shapes, ...) and call the search functions
-    (similar_assets, ...), and nothing else: no writes, no base tables. Safe to run again; do so
-    after `pgsearch db upgrade` to cover new views. The embedded server asks every role for its
+    NAME may SELECT the pgsearch views (v_assets, v_shapes, ...) and tables and call the search
+    functions (similar_assets, ...), and nothing else: no writes. With --dataset it sees those
+    datasets' rows only, everywhere (row-level security); without, every dataset. Safe to run
+    again; do so after `pgsearch db upgrade` to cover new views. The embedded server asks every role for its
     password (SCRAM), so a role without one cannot log in there.
 
     An existing role is made LOGIN and loses its other privileges in the pgsearch schema. One
@@ -201,10 +210,10 @@ def grant_reader(dsn: str | None, name: str, password: str | None) -> None:
 
     Example:
 
-        pgsearch db grant-reader metabase --password 's3cret'
+        pgsearch db grant-reader metabase --password 's3cret' --dataset birds
     """
     from pgsearch import roles
 
     with database.open_database(dsn) as conn:
-        for step in roles.grant_reader(conn, name, password):
+        for step in roles.grant_reader(conn, name, password, datasets):
             click.echo(step)

@@ -84,7 +84,9 @@ def demo(dataset: str, workdir: str | None, count: int, model: str, quiet: bool,
         (root / "data").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.ClickException(f"cannot create the demo folder {root}: {exc.strerror or exc}") from None
-    with api.connect(dsn) as client:
+    # Unbounded: the demo loads, embeds, builds the index and the map on this session, work the
+    # search timeouts are not meant for.
+    with api.connect(dsn, statement_timeout=0, idle_in_transaction_timeout=0) as client:
         _refuse_foreign_dataset(client.conn, dataset, root / "data" / "images")
         try:
             images, annotations, metadata = generate(root / "data", n=count)

@@ -99,6 +99,12 @@ def _default_model() -> str:
     help="Drop malformed annotation / metadata entries and report them instead of refusing the load.",
 )
 @click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links that lead outside PATH too (a folder of links into a shared image "
+    "store). Without it such a link is recorded as a failed file and never read.",
+)
+@click.option(
     "--prune",
     is_flag=True,
     help="Delete the assets loaded earlier from under PATH whose file is gone (with their shapes and "
@@ -131,6 +137,7 @@ def load(
     batch_size: int,
     workers: int | None,
     skip_bad_annotations: bool,
+    follow_symlinks: bool,
     prune: bool,
     max_megapixels: float,
     quiet: bool,
@@ -177,6 +184,7 @@ def load(
         max_pixels=int(max_megapixels * 1_000_000),
         progress=not quiet and not as_json and sys.stderr.isatty(),
         prune=prune,
+        follow_symlinks=follow_symlinks,
     )
     with open_database(dsn) as conn:
         summary = load_folder(conn, options)

@@ -7,6 +7,7 @@ DECLARE
     v_id   bigint;
     v_dim  integer;
     v_name text;
+    v_role text;
 BEGIN
     SELECT id INTO v_id FROM pgsearch.embedding_spaces
      WHERE dataset_id = p_dataset_id AND model_id = p_model_id AND target = p_target;
@@ -21,6 +22,15 @@ BEGIN
     UPDATE pgsearch.embedding_spaces SET table_name = v_name WHERE id = v_id;
     EXECUTE format('CREATE TABLE pgsearch.%I PARTITION OF pgsearch.%I FOR VALUES IN (%s)',
                    v_name, p_target || '_embeddings', v_id);
+    -- The search functions and the translator read the partition by name: it gets its parent's
+    -- row-level security (migrations/versions/0010_reader_datasets.py) and the readers' grant.
+    EXECUTE format('ALTER TABLE pgsearch.%I ENABLE ROW LEVEL SECURITY', v_name);
+    EXECUTE format('CREATE POLICY reader_datasets ON pgsearch.%I'
+                   ' USING (space_id IN (SELECT s.id FROM pgsearch.embedding_spaces AS s))', v_name);
+    FOR v_role IN SELECT DISTINCT r.role_name FROM pgsearch.reader_datasets AS r
+                   WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = r.role_name) ORDER BY 1 LOOP
+        EXECUTE format('GRANT SELECT ON pgsearch.%I TO %I', v_name, v_role);
+    END LOOP;
     RETURN v_id;
 END $$;
 

@@ -6,9 +6,17 @@ LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_space  pgsearch.embedding_spaces;
     v_vector halfvec;
     v_error  text;
 BEGIN
+    -- The space as the caller may see it (row-level security), not as the argument says: a row
+    -- made up by the caller names no table the caller could not name itself.
+    SELECT s.* INTO v_space FROM pgsearch.embedding_spaces AS s WHERE s.id = p_space.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'embedding space % does not exist', p_space.id USING ERRCODE = 'no_data_found';
+    END IF;
+    p_space := v_space;
     EXECUTE format('SELECT e.embedding FROM pgsearch.%I AS e WHERE e.%I = $1',
                    p_space.table_name, p_space.target || '_id')
        INTO v_vector USING p_item_id;

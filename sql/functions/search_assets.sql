@@ -1,10 +1,10 @@
 -- Search a dataset's assets with a vector computed elsewhere (e.g. a CLIP text embedding). The
 -- vector is checked and normalised first (query_direction), so neither its scale nor halfvec's
--- range matters. Runs as its owner, pinned and granted as similar_assets.sql says.
+-- range matters. Runs with the caller's rights, pinned and granted as similar_assets.sql says.
 CREATE OR REPLACE FUNCTION pgsearch.search_assets(dataset text, query vector, k integer DEFAULT 10,
                                                   model text DEFAULT NULL)
 RETURNS TABLE (asset_id bigint, filename text, path text, distance double precision)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE

@@ -2,7 +2,7 @@
 CREATE OR REPLACE FUNCTION pgsearch.search_shapes(dataset text, query vector, k integer DEFAULT 10,
                                                   model text DEFAULT NULL)
 RETURNS TABLE (shape_id bigint, asset_id bigint, filename text, label text, distance double precision)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE

@@ -1,6 +1,6 @@
 -- The space searched for (dataset, target, model); model may be NULL when the dataset has one, or
 -- several and a default (datasets.default_model_id, `pgsearch embed --default-model`) among them.
--- Called by the search functions, which run as their owner: like them, it is pinned to the
+-- Called by the search functions, with the caller's rights: like them, it is pinned to the
 -- search_path the objects are applied with (pgsearch, the vector extension's schema, pg_temp;
 -- see sql/README.md) and not callable by PUBLIC.
 CREATE OR REPLACE FUNCTION pgsearch.search_space(p_dataset_id bigint, p_target text, p_model text)

@@ -1,12 +1,13 @@
 -- The k assets nearest to an asset, itself excluded (HNSW index, see nearest_in_space.sql).
--- Runs as its owner (SECURITY DEFINER), so a read-only role needs no grant on the tables and the
--- per-space partitions (created later, by name) behind it; then it must not trust the caller's
--- search_path: it is pinned to the one the objects are applied with (pgsearch, the vector
+-- Runs with the caller's rights (not SECURITY DEFINER): row-level security shows a reader only
+-- its datasets' rows (migrations/versions/0010_reader_datasets.py), and `pgsearch db grant-reader`
+-- gives it SELECT on the tables and embedding partitions behind it. It still does not trust the
+-- caller's search_path: it is pinned to the one the objects are applied with (pgsearch, the vector
 -- extension's schema, pg_temp; see sql/README.md). Only roles granted EXECUTE (pgsearch db
 -- grant-reader) may call it.
 CREATE OR REPLACE FUNCTION pgsearch.similar_assets(query_asset_id bigint, k integer DEFAULT 10, model text DEFAULT NULL)
 RETURNS TABLE (asset_id bigint, filename text, path text, distance double precision)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE

@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_asset_groups AS
+CREATE OR REPLACE VIEW pgsearch.v_asset_groups WITH (security_invoker = true) AS
 SELECT d.name      AS dataset,
        a.id        AS asset_id,
        a.filename,

@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_assets AS
+CREATE OR REPLACE VIEW pgsearch.v_assets WITH (security_invoker = true) AS
 SELECT a.id               AS asset_id,
        d.name             AS dataset,
        a.filename,

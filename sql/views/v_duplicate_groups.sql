@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_duplicate_groups AS
+CREATE OR REPLACE VIEW pgsearch.v_duplicate_groups WITH (security_invoker = true) AS
 SELECT d.name          AS dataset,
        r.target,
        m.duplicate_group,

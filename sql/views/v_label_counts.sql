@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_label_counts AS
+CREATE OR REPLACE VIEW pgsearch.v_label_counts WITH (security_invoker = true) AS
 SELECT d.name               AS dataset,
        a.id                 AS asset_id,
        a.filename,

@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_mislabels AS
+CREATE OR REPLACE VIEW pgsearch.v_mislabels WITH (security_invoker = true) AS
 SELECT d.name          AS dataset,
        r.target,
        ml.item_id,

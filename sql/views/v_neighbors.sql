@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_neighbors AS
+CREATE OR REPLACE VIEW pgsearch.v_neighbors WITH (security_invoker = true) AS
 SELECT d.name          AS dataset,
        m.name          AS model,
        sp.target,

@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_projection_runs AS
+CREATE OR REPLACE VIEW pgsearch.v_projection_runs WITH (security_invoker = true) AS
 SELECT r.id          AS run_id,
        d.name        AS dataset,
        r.target,

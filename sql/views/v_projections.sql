@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_projections AS
+CREATE OR REPLACE VIEW pgsearch.v_projections WITH (security_invoker = true) AS
 SELECT r.id          AS run_id,
        d.name        AS dataset,
        r.target,

@@ -1,4 +1,4 @@
-CREATE OR REPLACE VIEW pgsearch.v_shapes AS
+CREATE OR REPLACE VIEW pgsearch.v_shapes WITH (security_invoker = true) AS
 SELECT s.id          AS shape_id,
        d.name        AS dataset,
        s.asset_id,
