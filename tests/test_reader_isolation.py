@@ -554,3 +554,26 @@ def test_a_reader_made_before_0010_keeps_reading_every_dataset(dsn: str) -> None
         with psycopg.connect(dsn, autocommit=True) as owner:
             owner.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             owner.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
+def test_a_member_of_a_reader_role_is_restricted_like_it(world: dict[str, Any]) -> None:
+    """`GRANT reader_a TO alice` (a group role for a BI tool): alice inherits the reader's grants
+    and its restriction; being unlisted herself does not make her see every dataset."""
+    alice = f"member_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(world["url"], autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+                sql.Identifier(alice), sql.Literal(PASSWORD), sql.Identifier(world["reader"])
+            )
+        )
+    try:
+        with psycopg.connect(as_role(world["url"], alice, PASSWORD)) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM pgsearch.datasets")}
+            assert names == {A}
+            assert conn.execute("SELECT count(DISTINCT dataset) FROM pgsearch.v_assets").fetchone() == (1,)
+            listed = {r[0] for r in conn.execute("SELECT role_name FROM pgsearch.reader_datasets")}
+            assert listed == {world["reader"]}
+    finally:
+        with psycopg.connect(world["url"], autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(alice)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(alice)))

@@ -45,11 +45,16 @@ COMMENT ON TABLE pgsearch.reader_datasets IS
     '`pgsearch db grant-reader`. A role listed here sees only those datasets'' rows, through every '
     'view and function (row-level security); a role not listed is not a reader.';
 ALTER TABLE pgsearch.reader_datasets ENABLE ROW LEVEL SECURITY;
-CREATE POLICY reader_datasets_own ON pgsearch.reader_datasets USING (role_name = current_user);
+-- A role sees the rows of the reader roles it is (or is a member of, e.g. `GRANT reader_a TO
+-- alice`): membership must not turn a restricted reader into an unrestricted one.
+CREATE POLICY reader_datasets_own ON pgsearch.reader_datasets USING (
+    EXISTS (SELECT FROM pg_catalog.pg_roles AS g
+             WHERE g.rolname = reader_datasets.role_name AND pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER')));
 -- Every policy below reads it (each role its own rows only).
 GRANT SELECT ON pgsearch.reader_datasets TO PUBLIC;
 ALTER TABLE pgsearch.datasets ENABLE ROW LEVEL SECURITY;
-CREATE POLICY reader_datasets ON pgsearch.datasets USING (NOT EXISTS (SELECT FROM pgsearch.reader_datasets AS r WHERE r.role_name = current_user) OR EXISTS (SELECT FROM pgsearch.reader_datasets AS r WHERE r.role_name = current_user AND (r.dataset_id IS NULL OR r.dataset_id = datasets.id)));
+-- (reader_datasets' own policy already keeps a role to the rows of the readers it is.)
+CREATE POLICY reader_datasets ON pgsearch.datasets USING (NOT EXISTS (SELECT FROM pgsearch.reader_datasets AS r) OR EXISTS (SELECT FROM pgsearch.reader_datasets AS r WHERE r.dataset_id IS NULL OR r.dataset_id = datasets.id));
 ALTER TABLE pgsearch.assets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY reader_datasets ON pgsearch.assets USING (dataset_id IN (SELECT d.id FROM pgsearch.datasets AS d));
 ALTER TABLE pgsearch.labels ENABLE ROW LEVEL SECURITY;
