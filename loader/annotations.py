@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgsearch.loader.errors import AnnotationError, MetadataError, printable
+from pgsearch.translator.bounds import INDEXED_TEXT_MAX_BYTES as INDEXED_TEXT_MAX_BYTES  # defined once, there
 from pgsearch.translator.bounds import text_problem as text_problem  # re-exported: the loaders' checks
 
 PIXEL_TOLERANCE = 1.0
@@ -46,7 +47,6 @@ FORMATS = ("coco", "yolo", "voc", "folders")
 Box = tuple[float, float, float, float]
 
 # See the module doc: what PostgreSQL stores, and the margins kept below its limits.
-INDEXED_TEXT_MAX_BYTES = 1000
 JSON_MAX_DEPTH = 64
 # jsonb refuses a value over 256 MiB; strings are counted in UTF-8 plus a few bytes per node.
 JSON_MAX_BYTES = 64 << 20

@@ -35,9 +35,9 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
+from pgsearch.loader.defaults import DEFAULT_MODEL as DEFAULT_MODEL  # noqa: E402  (defined once, there)
 from pgsearch.loader.errors import ModelError, ModelUnavailable, TextNotSupported
 
-DEFAULT_MODEL = "openclip:ViT-B-16:datacomp_xl_s13b_b90k"
 TINY_ARCH = "pgsearch-tiny"
 NETWORK_TIMEOUT_S = 3.0
 

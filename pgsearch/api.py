@@ -54,16 +54,17 @@ from pgsearch.translator import (
     VectorSource,
     compile_query,
 )
-from pgsearch.translator.bounds import MAX_LIMIT, MAX_OFFSET, check_query_vector, text_problem
+from pgsearch.translator.bounds import (
+    INDEXED_TEXT_MAX_BYTES,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    check_query_vector,
+    text_problem,
+)
 from pgsearch.translator.errors import QueryTypeError
 
 if TYPE_CHECKING:
     import pandas
-
-
-# The loader's limit for names that are index keys (loader/annotations.py INDEXED_TEXT_MAX_BYTES),
-# repeated so that a search does not import the loader; tests/test_load_hostile.py checks both.
-GROUP_NAME_MAX_BYTES = 1000
 
 
 class SearchError(PgsearchError):
@@ -647,7 +648,7 @@ def _check_group_name(group: object) -> None:
     if not isinstance(group, str) or not group.strip():
         raise SearchError("a group name must not be empty")
     # A group name is a GIN and btree key (assets.groups, group_members): as the loader checks it.
-    problem = text_problem(group, GROUP_NAME_MAX_BYTES)
+    problem = text_problem(group, INDEXED_TEXT_MAX_BYTES)
     if problem is not None:
         raise SearchError(f"group {group!r}: {problem}")
 

@@ -39,19 +39,6 @@ def dataset_option(required: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-class LazyHelpOption(click.Option):
-    """An option whose help is computed when help is shown (help_text=callable): for a default
-    that lives in a module too heavy to import just to list the commands."""
-
-    def __init__(self, *args: Any, help_text: Callable[[], str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._help_text = help_text
-
-    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        self.help = self._help_text()
-        return super().get_help_record(ctx)
-
-
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 

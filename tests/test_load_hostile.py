@@ -545,11 +545,8 @@ def test_api_strings_postgres_cannot_hold_are_clear_errors(dsn: str, argument: s
 
 def test_group_names_the_api_refuses_match_the_loaders_limit(dsn: str, tmp_path: Path) -> None:
     import pgsearch
-    from pgsearch.api import GROUP_NAME_MAX_BYTES
     from pgsearch.errors import PgsearchError
-    from pgsearch.loader.annotations import INDEXED_TEXT_MAX_BYTES
 
-    assert GROUP_NAME_MAX_BYTES == INDEXED_TEXT_MAX_BYTES
     root = tmp_path / "groups"
     make_folder(root, 2)
     assert (

@@ -40,6 +40,11 @@ def check_query_vector(vector: Sequence[object], dim: int) -> list[float]:
     return values
 
 
+# Names that are index keys (labels, status, groups: btree and GIN entries) are kept well below
+# the ~2.7 kB a btree entry may hold; the loader and the API refuse longer ones the same way.
+INDEXED_TEXT_MAX_BYTES = 1000
+
+
 def text_problem(text: str, limit: int | None = None) -> str | None:
     """Why PostgreSQL text cannot store `text` (or an index key, over `limit` bytes), or None:
     the one check of every name and value that goes into a text or jsonb column."""

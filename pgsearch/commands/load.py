@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
-from pgsearch.options import LazyHelpOption, dsn_option, json_option
-
-
-def __getattr__(name: str) -> Any:
-    # pgsearch.commands.load.DEFAULT_MODEL, still: the loader's, read when asked for, because
-    # pgsearch.loader.models imports numpy and PIL, which `pgsearch --help` should not pay for.
-    if name == "DEFAULT_MODEL":
-        return _default_model()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _default_model() -> str:
-    from pgsearch.loader.models import DEFAULT_MODEL
-
-    return str(DEFAULT_MODEL)
+from pgsearch.loader.defaults import DEFAULT_MODEL
+from pgsearch.options import dsn_option, json_option
 
 
 @click.command()
@@ -58,11 +44,8 @@ def _default_model() -> str:
 @click.option(
     "--model",
     metavar="SPEC",
-    cls=LazyHelpOption,
-    help_text=lambda: (
-        "Embedding model: openclip:ARCH[:PRETRAINED|:FILE|:random], timm:NAME, or pixels. "
-        f"Default: the dataset's model, else {_default_model()}."
-    ),
+    help="Embedding model: openclip:ARCH[:PRETRAINED|:FILE|:random], timm:NAME, or pixels. "
+    f"Default: the dataset's model, else {DEFAULT_MODEL}.",
 )
 @click.option(
     "--embed/--no-embed",
